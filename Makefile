@@ -1,0 +1,30 @@
+# Two entry points: `make run` (index a sample corpus end to end) and `make test`.
+# Each creates the virtual environment when it is missing.
+VENV ?= .venv
+PYTHON ?= python3
+# A CPU build of torch; set TORCH_SPEC to another requirement (or "" to keep an installed torch).
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: run test lint venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	test -z "$(TORCH_SPEC)" || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+run: venv
+	HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer demo
+
+test: venv
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .data
