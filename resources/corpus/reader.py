@@ -1,0 +1,203 @@
+"""Streaming reads of corpus files (JSONL and Parquet, local paths or fsspec URLs).
+
+Nothing here holds more than one shard in memory. JSONL shards are addressed by byte range, so a
+shard deep inside a large file is read with one seek; Parquet shards by row range, reading only
+the row groups that overlap it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import PurePosixPath
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from resources.corpus.records import RawRecord
+
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet",)
+
+
+@dataclass(frozen=True)
+class ShardSpec:
+    """Where one shard's records live. `content_hash` changes whenever any of its bytes do."""
+
+    key: str
+    source: str
+    index: int
+    first_record: int
+    records: int
+    content_hash: str
+    byte_start: int | None = None
+    byte_end: int | None = None
+    first_line: int | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _fs_and_root(corpus_path: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, root = fsspec.core.url_to_fs(corpus_path)
+    return fs, root
+
+
+def list_corpus_files(corpus_path: str) -> list[str]:
+    """Corpus files under `corpus_path` (a file or a folder), sorted, as fsspec URLs/paths."""
+    fs, root = _fs_and_root(corpus_path)
+    if not fs.exists(root):
+        raise FileNotFoundError(f"corpus path {corpus_path!r} does not exist")
+    paths = [root] if fs.isfile(root) else sorted(fs.find(root))
+    found = [p for p in paths if p.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)]
+    if fs.isfile(root) and not found:
+        raise ValueError(f"{corpus_path!r} is neither a .jsonl nor a .parquet file")
+    return [fs.unstrip_protocol(p) if "://" in corpus_path else p for p in found]
+
+
+def shard_key(source: str, corpus_path: str, index: int) -> str:
+    """A readable, stable partition key: the file's path inside the corpus, then the shard number."""
+    fs, root = _fs_and_root(corpus_path)
+    _, path = fsspec.core.url_to_fs(source)
+    relative = PurePosixPath(path).relative_to(root) if path != root else PurePosixPath(path).name
+    stem = str(relative).rsplit(".", 1)[0]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).strip("_") or "corpus"
+    return f"{slug}-s{index:05d}"
+
+
+def _scan_jsonl(source: str, corpus_path: str, shard_size: int) -> Iterator[ShardSpec]:
+    with fsspec.open(source, "rb") as handle:
+        index = records = 0
+        offset = start = 0
+        line_no = first_line = 0
+        digest = hashlib.sha256()
+        for line in handle:
+            line_no += 1
+            if records == 0:
+                start, first_line = offset, line_no
+            offset += len(line)
+            if not line.strip():
+                continue
+            digest.update(line)
+            records += 1
+            if records == shard_size:
+                yield ShardSpec(
+                    shard_key(source, corpus_path, index), source, index,
+                    index * shard_size, records, digest.hexdigest(), start, offset, first_line,
+                )  # fmt: skip
+                index, records, digest = index + 1, 0, hashlib.sha256()
+        if records:
+            yield ShardSpec(
+                shard_key(source, corpus_path, index), source, index,
+                index * shard_size, records, digest.hexdigest(), start, offset, first_line,
+            )  # fmt: skip
+
+
+def _hash_table(table: pa.Table) -> str:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+
+
+def _scan_parquet(source: str, corpus_path: str, shard_size: int) -> Iterator[ShardSpec]:
+    with fsspec.open(source, "rb") as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{source}: not a readable Parquet file ({exc})") from exc
+        pending: list[pa.RecordBatch] = []
+        rows = index = 0
+        for batch in parquet.iter_batches(batch_size=shard_size):
+            pending.append(batch)
+            rows += batch.num_rows
+            while rows >= shard_size:
+                table = pa.Table.from_batches(pending)
+                shard, rest = table.slice(0, shard_size), table.slice(shard_size)
+                yield ShardSpec(
+                    shard_key(source, corpus_path, index), source, index,
+                    index * shard_size, shard_size, _hash_table(shard),
+                )  # fmt: skip
+                index += 1
+                pending, rows = rest.to_batches(), rest.num_rows
+        if rows:
+            yield ShardSpec(
+                shard_key(source, corpus_path, index), source, index,
+                index * shard_size, rows, _hash_table(pa.Table.from_batches(pending)),
+            )  # fmt: skip
+
+
+def scan_shards(corpus_path: str, shard_size: int) -> Iterator[ShardSpec]:
+    """Cut every corpus file into shards of `shard_size` records, streaming each file once.
+
+    Shards never span files, so a new or changed file touches only its own shards.
+    """
+    if shard_size < 1:
+        raise ValueError("shard_size must be at least 1")
+    for source in list_corpus_files(corpus_path):
+        if source.endswith(PARQUET_SUFFIXES):
+            yield from _scan_parquet(source, corpus_path, shard_size)
+        else:
+            yield from _scan_jsonl(source, corpus_path, shard_size)
+
+
+def _name(source: str) -> str:
+    return PurePosixPath(fsspec.core.url_to_fs(source)[1]).name
+
+
+def _read_jsonl(spec: ShardSpec) -> Iterator[RawRecord]:
+    assert spec.byte_start is not None and spec.byte_end is not None
+    name = _name(spec.source)
+    with fsspec.open(spec.source, "rb") as handle:
+        handle.seek(spec.byte_start)
+        data = handle.read(spec.byte_end - spec.byte_start)
+    line_no = (spec.first_line or 1) - 1
+    for line in data.splitlines():
+        line_no += 1
+        if not line.strip():
+            continue
+        location = f"{name}:line {line_no}"
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raw = line.decode("utf-8", "replace")
+            yield RawRecord(location, error=f"invalid UTF-8 at byte {exc.start}", raw=raw)
+            continue
+        try:
+            yield RawRecord(location, payload=json.loads(text), raw=text)
+        except json.JSONDecodeError as exc:
+            yield RawRecord(location, error=f"malformed JSON: {exc.msg} at column {exc.colno}",
+                            raw=text)  # fmt: skip
+
+
+def _read_parquet(spec: ShardSpec) -> Iterator[RawRecord]:
+    name = _name(spec.source)
+    first, last = spec.first_record, spec.first_record + spec.records
+    with fsspec.open(spec.source, "rb") as handle:
+        try:
+            parquet = pq.ParquetFile(handle)
+            groups: list[int] = []
+            row, groups_start = 0, 0
+            for group in range(parquet.metadata.num_row_groups):
+                size = parquet.metadata.row_group(group).num_rows
+                if row < last and row + size > first:
+                    groups_start = row if not groups else groups_start
+                    groups.append(group)
+                row += size
+            table = parquet.read_row_groups(groups)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{name}: cannot read rows {first}-{last - 1} ({exc})") from exc
+    rows = table.slice(first - groups_start, spec.records).to_pylist()
+    for offset, row_dict in enumerate(rows):
+        yield RawRecord(f"{name}:row {first + offset}", payload=row_dict)
+
+
+def read_shard(spec: ShardSpec) -> Iterator[RawRecord]:
+    """The raw records of one shard, each tagged with its file and line or row."""
+    if spec.source.endswith(PARQUET_SUFFIXES):
+        return _read_parquet(spec)
+    return _read_jsonl(spec)

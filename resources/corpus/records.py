@@ -1,0 +1,85 @@
+"""Turning raw records into documents, or into rejects that say what was wrong and where.
+
+A record is `{"id": str, "text": str, ...metadata}`. Metadata values must be scalars because each
+key becomes a typed Weaviate property; nested values are refused here rather than by the server,
+where the error would be far from the line that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any
+
+MetadataValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class Document:
+    id: str
+    text: str
+    metadata: dict[str, MetadataValue] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A record that was not indexed, with its location (`file:line N` or `file:row N`)."""
+
+    location: str
+    reason: str
+    raw: str = ""
+
+    def as_json(self) -> str:
+        return json.dumps({"location": self.location, "reason": self.reason, "raw": self.raw})
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """What a reader produced at one location: a decoded object, or why it could not decode."""
+
+    location: str
+    payload: Any = None
+    error: str | None = None
+    raw: str = ""
+
+
+_RAW_EXCERPT = 500
+
+
+def _excerpt(raw: str) -> str:
+    return raw if len(raw) <= _RAW_EXCERPT else raw[:_RAW_EXCERPT] + "..."
+
+
+def validate(record: RawRecord) -> Document | Reject:
+    """Check one record's shape and normalize its text (Unicode NFC)."""
+    if record.error is not None:
+        return Reject(record.location, record.error, _excerpt(record.raw))
+    payload = record.payload
+    raw = _excerpt(record.raw or json.dumps(payload, default=str))
+    if not isinstance(payload, dict):
+        return Reject(record.location, f"record is a {type(payload).__name__}, not an object", raw)
+    doc_id, text = payload.get("id"), payload.get("text")
+    if not isinstance(doc_id, str):
+        kind = "missing" if doc_id is None else f"a {type(doc_id).__name__}, not a string"
+        return Reject(record.location, f"field 'id' is {kind}", raw)
+    if not doc_id.strip():
+        return Reject(record.location, "field 'id' is empty", raw)
+    if not isinstance(text, str):
+        kind = "missing" if text is None else f"a {type(text).__name__}, not a string"
+        return Reject(record.location, f"field 'text' is {kind} (document {doc_id!r})", raw)
+    if not text.strip():
+        return Reject(record.location, f"field 'text' is empty (document {doc_id!r})", raw)
+    metadata: dict[str, MetadataValue] = {}
+    for key, value in payload.items():
+        if key in ("id", "text") or value is None:
+            continue
+        if not isinstance(value, MetadataValue):
+            return Reject(
+                record.location,
+                f"metadata field {key!r} is a {type(value).__name__}; only strings, numbers and "
+                f"booleans are supported (document {doc_id!r})",
+                raw,
+            )
+        metadata[key] = value
+    return Document(doc_id.strip(), unicodedata.normalize("NFC", text), metadata)

@@ -1,0 +1,57 @@
+"""`WeaviateResource`: the Dagster face of connection modes, the schema and the ingest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import weaviate
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.weaviate.connection import ConnectionSettings, Target, resolve
+from resources.weaviate.schema import ensure_collection
+
+
+class WeaviateResource(ConfigurableResource):
+    """Where the index lives. See the README's configuration table for each field's variable."""
+
+    mode: str = Field(
+        default="auto", description="auto | embedded | local | custom | cloud | sandbox"
+    )
+    url: str | None = Field(default=None, description="http(s)://host:port of a Weaviate server")
+    grpc_port: int = Field(default=50051, description="gRPC port of the server at `url`")
+    grpc_host: str | None = Field(default=None, description="gRPC host if not the URL's host")
+    api_key: str | None = Field(default=None, description="API key; never logged")
+    collection: str = Field(default="Chunks", description="collection that holds the chunks")
+    data_dir: str = Field(default=".data", description="Embedded and sandbox data live here")
+    sandbox_port: int = 8090
+    sandbox_grpc_port: int = 50060
+    batch_size: int = Field(default=200, description="objects per ingest request")
+    concurrent_requests: int = Field(default=2, description="ingest requests in flight")
+
+    def settings(self) -> ConnectionSettings:
+        return ConnectionSettings(
+            mode=self.mode,
+            url=self.url or None,
+            grpc_port=self.grpc_port,
+            grpc_host=self.grpc_host,
+            api_key=self.api_key or None,
+            data_dir=self.data_dir,
+            sandbox_port=self.sandbox_port,
+            sandbox_grpc_port=self.sandbox_grpc_port,
+        )
+
+    def target(self) -> Target:
+        """The mode that will be used and why; resolves `auto` without connecting."""
+        return resolve(self.settings())
+
+    @contextmanager
+    def client(self, target: Target | None = None) -> Iterator[weaviate.WeaviateClient]:
+        """A connected client whose collection exists; closed on exit."""
+        client = (target or self.target()).connect()
+        try:
+            ensure_collection(client, self.collection)
+            yield client
+        finally:
+            client.close()

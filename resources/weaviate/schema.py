@@ -1,0 +1,105 @@
+"""The collection that holds the chunks, declared explicitly.
+
+Every property has a declared type: Weaviate's auto-schema would guess types from the first
+object it sees and tokenize ids as words, so `doc_id == "doc-7"` would match by word. Id-like
+fields use field tokenization, which makes filters on them exact. Metadata properties are added
+as new keys appear, typed from their values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+import weaviate
+from weaviate.classes.config import (
+    Configure,
+    DataType,
+    Property,
+    Tokenization,
+    VectorDistances,
+)
+
+VECTOR_NAME = "default"
+
+# (name, type, tokenization) of the properties the pipeline itself writes.
+CORE_PROPERTIES: tuple[tuple[str, DataType, Tokenization | None], ...] = (
+    ("doc_id", DataType.TEXT, Tokenization.FIELD),
+    ("chunk_index", DataType.INT, None),
+    ("text", DataType.TEXT, Tokenization.WORD),
+    ("token_count", DataType.INT, None),
+    ("shard", DataType.TEXT, Tokenization.FIELD),
+    ("shard_version", DataType.TEXT, Tokenization.FIELD),
+)
+CORE_NAMES = frozenset(name for name, _, _ in CORE_PROPERTIES)
+_RESERVED = CORE_NAMES | {"id", "_id", "_additional", "vector"}
+
+
+def property_name(key: str) -> str:
+    """A metadata key as a valid, non-clashing Weaviate property name (GraphQL name rules)."""
+    name = re.sub(r"[^0-9A-Za-z_]", "_", key)
+    if not name or name[0].isdigit():
+        name = f"m_{name}"
+    name = name[0].lower() + name[1:]
+    return f"meta_{name}" if name in _RESERVED else name
+
+
+def data_type_of(value: object) -> DataType:
+    if isinstance(value, bool):
+        return DataType.BOOL
+    if isinstance(value, int):
+        return DataType.INT
+    if isinstance(value, float):
+        return DataType.NUMBER
+    return DataType.TEXT
+
+
+def _property(name: str, data_type: DataType, tokenization: Tokenization | None) -> Property:
+    return Property(name=name, data_type=data_type, tokenization=tokenization)
+
+
+def ensure_collection(client: weaviate.WeaviateClient, name: str) -> None:
+    """Create the collection with self-provided cosine vectors unless it exists."""
+    if client.collections.exists(name):
+        return
+    client.collections.create(
+        name,
+        properties=[_property(*spec) for spec in CORE_PROPERTIES],
+        vector_config=Configure.Vectors.self_provided(
+            name=VECTOR_NAME,
+            vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE),
+        ),
+    )
+
+
+def existing_properties(client: weaviate.WeaviateClient, name: str) -> dict[str, DataType]:
+    config = client.collections.get(name).config.get()
+    return {p.name: p.data_type for p in config.properties}
+
+
+def ensure_metadata_properties(
+    client: weaviate.WeaviateClient, name: str, samples: Iterable[Mapping[str, object]]
+) -> dict[str, DataType]:
+    """Add a typed property for each metadata key not yet in the collection.
+
+    An int key seen with floats elsewhere becomes a number. Returns the collection's property
+    types, which the ingest uses to coerce values (an int into a number property).
+    """
+    known = existing_properties(client, name)
+    wanted: dict[str, DataType] = {}
+    for metadata in samples:
+        for key, value in metadata.items():
+            prop = property_name(key)
+            if prop in known:
+                continue
+            kind, previous = data_type_of(value), wanted.get(prop)
+            if previous is None:
+                wanted[prop] = kind
+            elif {previous, kind} == {DataType.INT, DataType.NUMBER}:
+                wanted[prop] = DataType.NUMBER
+    collection = client.collections.get(name)
+    for prop, kind in wanted.items():
+        tokenization = Tokenization.WORD if kind == DataType.TEXT else None
+        collection.config.add_property(_property(prop, kind, tokenization))
+        known[prop] = kind
+    return known
