@@ -1,0 +1,428 @@
+"""The embedding pipeline: tokenize ahead, pack length-sorted token-budget batches, run them.
+
+Plain Python and torch; `resource.py` adapts it to Dagster. One engine per process holds the
+model, the tokenizer workers and the adaptive budget, so later calls start where earlier ones
+ended.
+
+On a GPU the host never waits for a batch it has just launched: inputs go through pinned memory
+with non-blocking copies, outputs come back the same way, and results are collected two batches
+behind, so the next batch is padded and launched while the device still works on the previous
+ones. Tokenizer worker processes run ahead of both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from resources.embedding.budget import BudgetController
+from resources.embedding.learned import BudgetKey, LearnedBudgets
+from resources.embedding.model import (
+    EncoderModel,
+    dtype_name,
+    load_model,
+    read_max_length,
+    resolve_device,
+    resolve_dtype,
+    weights_sha256,
+)
+from resources.embedding.model_source import DEFAULT_MODEL
+from resources.embedding.oom import FaultHook, SplitOutcome, release_memory, run_splitting
+from resources.embedding.planner import Batch, iter_batches
+from resources.embedding.probe import ProbeResult, forward_trial, search_budget
+from resources.embedding.stats import EmbeddingStats
+from resources.embedding.tokenization import (
+    Tokenized,
+    TokenizerPool,
+    from_token_ids,
+    tokenize,
+    window_sizes,
+)
+
+logger = logging.getLogger(__name__)
+
+# Measured on a 2-core CPU with all-MiniLM-L6-v2 (BENCHMARKS.md): beyond a few thousand padded
+# tokens a CPU batch gains nothing and only delays the first results.
+CPU_TOKEN_BUDGET = 8192
+# Texts per tokenizer task, and the window sizes the length sort works over.
+TOKENIZE_CHUNK = 2048
+FIRST_WINDOW = 4096
+LARGEST_WINDOW = 65536
+# Batches launched on the GPU but not yet collected.
+IN_FLIGHT = 2
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Settings of an engine; see EmbeddingResource for what each one means."""
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    dtype: str = "auto"
+    max_length: int | None = None
+    token_budget: int | None = None
+    batch_size: int | None = None
+    min_budget: int = 512
+    max_budget: int = 131072
+    target_memory_fraction: float = 0.85
+    tokenizer_workers: int | None = None
+    data_dir: str | None = None
+    profile_nvtx: bool = False
+
+
+@dataclass
+class EmbeddingResult:
+    """Unit vectors in input order, float32 [texts, dim], and what producing them took."""
+
+    vectors: np.ndarray
+    stats: EmbeddingStats
+
+
+def default_data_dir() -> str:
+    return os.environ.get("INDEXER_DATA_DIR") or ".data"
+
+
+class EmbeddingEngine:
+    """Texts or token ids in, unit vectors out, in input order, whatever the device does.
+
+    `fault_hook(rows, padded_tokens)` is called before every forward pass; tests pass one that
+    raises `torch.OutOfMemoryError` (see `oom.OomAboveTokens`, `oom.OomFirstCalls`).
+    """
+
+    def __init__(self, config: EngineConfig | None = None, fault_hook: FaultHook | None = None):
+        self.config = config = config or EngineConfig()
+        self.device = resolve_device(config.device)
+        self.dtype = resolve_dtype(config.dtype, self.device)
+        self.model: EncoderModel = load_model(config.model, self.device, self.dtype)
+        self.max_length = config.max_length or read_max_length(self.model.path)
+        if not 2 <= self.max_length <= self.model.max_positions:
+            raise ValueError(
+                f"max_length {self.max_length} outside 2..{self.model.max_positions} "
+                f"(the model's position table)"
+            )
+        self.dimension = self.model.dimension
+        self.fault_hook = fault_hook
+        self.learned = LearnedBudgets(
+            os.path.join(config.data_dir or default_data_dir(), "budgets")
+        )
+        self._cuda = self.device.type == "cuda"
+        self._pool: TokenizerPool | None = None
+        self._controller: BudgetController | None = None
+        self._loaded_budget: int | None = None
+
+    # -- identity -------------------------------------------------------------------------
+
+    def model_identity(self) -> dict[str, str | int]:
+        """What the vectors depend on; embedding checkpoints are keyed by it."""
+        return {
+            "name": self.config.model,
+            "sha256": weights_sha256(self.model.path),
+            "dtype": dtype_name(self.dtype),
+            "max_length": self.max_length,
+            "dim": self.dimension,
+        }
+
+    def budget_key(self) -> BudgetKey:
+        gpu = torch.cuda.get_device_name(self.device) if self._cuda else "cpu"
+        model = f"{self.model.path.name}@{weights_sha256(self.model.path)[:16]}"
+        return BudgetKey(
+            model=model, gpu=gpu, dtype=dtype_name(self.dtype), max_length=self.max_length
+        )
+
+    # -- public calls ---------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str]) -> EmbeddingResult:
+        """Embed raw texts, truncated to `max_length` tokens like sentence-transformers."""
+        return self._run(self._text_windows(texts), len(texts))
+
+    def embed_token_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingResult:
+        """Embed rows already tokenized with special tokens, each at most `max_length` long."""
+        tokenized = from_token_ids(token_ids, self.max_length)
+        return self._run(iter([(0, tokenized)]), len(token_ids))
+
+    def probe(self, length: int | None = None, save: bool = True) -> ProbeResult:
+        """Search the largest budget that fits at `length` (default: max_length) and keep it."""
+        if not self._cuda:
+            raise RuntimeError("the probe measures GPU memory; on the CPU there is nothing to find")
+        controller = self._budget_controller()
+        trial = forward_trial(
+            self.model.encode,
+            self.device,
+            length or self.max_length,
+            self.model.vocab_size,
+            self._capacity_bytes(),
+            self.config.target_memory_fraction,
+        )
+        result = search_budget(
+            trial, controller.current, self.config.min_budget, self.config.max_budget
+        )
+        if result.budget is not None:
+            controller.current = result.budget
+            if save:
+                self.learned.save(self.budget_key(), result.budget, "probe")
+                self._loaded_budget = result.budget
+        return result
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # -- budget ---------------------------------------------------------------------------
+
+    def _capacity_bytes(self) -> int:
+        """Memory this process may use: the device's, within any per-process cap."""
+        free, total = torch.cuda.mem_get_info(self.device)
+        capped = int(total * torch.cuda.get_per_process_memory_fraction(self.device))
+        return min(capped, free + torch.cuda.memory_reserved(self.device))
+
+    def _estimated_budget(self) -> int:
+        """Padded tokens that fit the target, from a deliberately high per-token activation cost.
+
+        Per token: the hidden states a layer keeps alive (about 12 x hidden), the feed-forward
+        intermediate twice, and fp32 attention scores per head in case the attention kernel
+        materializes them.
+        """
+        config = self.model.module.config
+        element = torch.finfo(self.dtype).bits // 8
+        per_token = element * (12 * config.hidden_size + 2 * config.intermediate_size)
+        per_token += 4 * config.num_attention_heads * self.max_length
+        room = self.config.target_memory_fraction * self._capacity_bytes()
+        room -= torch.cuda.memory_allocated(self.device)
+        return int(room // per_token)
+
+    def _budget_controller(self) -> BudgetController:
+        """Created on first use: fixed budget, else learned budget, else estimate."""
+        if self._controller is not None:
+            return self._controller
+        config = self.config
+        fixed = config.token_budget
+        if config.batch_size is not None and fixed is None:
+            fixed = config.batch_size * self.max_length
+        if fixed is not None:
+            initial = fixed
+        elif not self._cuda:
+            initial = CPU_TOKEN_BUDGET
+        else:
+            learned = self.learned.load(self.budget_key())
+            if learned is not None:
+                self._loaded_budget = learned.token_budget
+                initial = learned.token_budget
+                logger.info("starting at learned budget %d (%s)", initial, learned.source)
+            else:
+                initial = self._estimated_budget()
+        self._controller = BudgetController(
+            initial=initial,
+            min_budget=min(config.min_budget, initial),
+            max_budget=max(config.max_budget, initial) if fixed else config.max_budget,
+            target_fraction=config.target_memory_fraction,
+            adaptive=fixed is None and self._cuda,
+        )
+        return self._controller
+
+    def _remember_budget(self, controller: BudgetController) -> None:
+        """Persist what an adaptive run learned, when it differs from what is stored."""
+        best = controller.best_safe
+        if not controller.adaptive or best is None or best == self._loaded_budget:
+            return
+        self.learned.save(self.budget_key(), best, "adaptive")
+        self._loaded_budget = best
+
+    # -- tokenization ---------------------------------------------------------------------
+
+    def _workers(self) -> int:
+        if self.config.tokenizer_workers is not None:
+            return self.config.tokenizer_workers
+        # The CPU path needs every core for the forward pass; a GPU needs the CPUs to keep up.
+        return max(1, min(16, (os.cpu_count() or 2) - 1)) if self._cuda else 0
+
+    def _text_windows(self, texts: Sequence[str]) -> Iterator[tuple[int, Tokenized]]:
+        workers = self._workers()
+        windows = list(window_sizes(len(texts), FIRST_WINDOW, LARGEST_WINDOW))
+        if workers == 0 or len(texts) <= TOKENIZE_CHUNK:
+            for start, end in windows:
+                yield start, tokenize(self.config.model, self.max_length, texts[start:end])
+            return
+        if self._pool is None:
+            self._pool = TokenizerPool(self.config.model, self.max_length, workers)
+        # Everything is queued at once; workers finish windows while the device runs earlier ones.
+        futures: list[tuple[int, list[Future[Tokenized]]]] = [
+            (
+                start,
+                [
+                    self._pool.submit(texts[i : min(end, i + TOKENIZE_CHUNK)])
+                    for i in range(start, end, TOKENIZE_CHUNK)
+                ],
+            )
+            for start, end in windows
+        ]
+        for start, parts in futures:
+            yield start, Tokenized.concat([part.result() for part in parts])
+
+    def warm_up(self) -> None:
+        """Start tokenizer workers and run one batch, so timing excludes one-off costs."""
+        if self._workers() > 0 and self._pool is None:
+            self._pool = TokenizerPool(self.config.model, self.max_length, self._workers())
+        if self._pool is not None:
+            self._pool.warm_up()
+        self.embed(["warm up"] * 8)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _ranges(self) -> Callable[[str], AbstractContextManager]:
+        if self.config.profile_nvtx and self._cuda:
+            return torch.cuda.nvtx.range
+        return lambda _name: nullcontext()
+
+    def _pad(
+        self, tokenized: Tokenized, offsets: np.ndarray, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """Right-padded ids and mask of a batch, gathered in one vectorized step."""
+        lengths = tokenized.lengths[batch.indices].astype(np.int64)
+        columns = np.arange(batch.padded_length)
+        mask = columns[None, :] < lengths[:, None]
+        positions = np.minimum(
+            offsets[batch.indices][:, None] + columns[None, :], len(tokenized.ids) - 1
+        )
+        ids = np.where(mask, tokenized.ids[positions], 0).astype(np.int64)
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
+        if self._cuda:
+            ids_t, mask_t = ids_t.pin_memory(), mask_t.pin_memory()
+        return ids_t, mask_t, lengths
+
+    def _embed_batch(
+        self,
+        tokenized: Tokenized,
+        offsets: np.ndarray,
+        batch: Batch,
+        controller: BudgetController,
+        stats: EmbeddingStats,
+        timings: list[tuple[torch.cuda.Event, torch.cuda.Event]],
+    ) -> SplitOutcome[torch.Tensor]:
+        """One planned batch through the OOM policy; on a GPU the results may still be in flight."""
+        ids, mask, lengths = self._pad(tokenized, offsets, batch)
+        width = batch.padded_length
+        device = self.device
+        mark = self._ranges()
+
+        def forward(start: int, end: int) -> torch.Tensor:
+            if self.fault_hook is not None:
+                self.fault_hook(end - start, (end - start) * width)
+            if not self._cuda:
+                began = time.perf_counter()
+                out = self.model.encode(ids[start:end], mask[start:end], mark)
+                stats.gpu_seconds += time.perf_counter() - began
+                return out
+            began, ended = (torch.cuda.Event(enable_timing=True) for _ in range(2))
+            began.record()
+            with mark("copy-in"):
+                ids_d = ids[start:end].to(device, non_blocking=True)
+                mask_d = mask[start:end].to(device, non_blocking=True)
+            out = self.model.encode(ids_d, mask_d, mark)
+            with mark("copy-out"):
+                host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+                host.copy_(out, non_blocking=True)
+            ended.record()
+            timings.append((began, ended))
+            return host
+
+        def fallback(row: int) -> torch.Tensor:
+            # Exact fp32 on the CPU, trimmed to the row's own length.
+            cpu_model = load_model(self.config.model, torch.device("cpu"), torch.float32)
+            n = int(lengths[row])
+            return cpu_model.encode(ids[row : row + 1, :n].cpu(), mask[row : row + 1, :n].cpu())
+
+        def on_oom(start: int, end: int) -> None:
+            release_memory(device)
+            budget = controller.on_oom((end - start) * width)
+            logger.warning(
+                "out of memory on %d rows x %d tokens; retrying in halves, budget now %d",
+                end - start,
+                width,
+                budget,
+            )
+
+        return run_splitting(batch.rows, forward, fallback, on_oom)
+
+    def _run(self, windows: Iterator[tuple[int, Tokenized]], count: int) -> EmbeddingResult:
+        started = time.perf_counter()
+        stats = EmbeddingStats(device=str(self.device), dtype=dtype_name(self.dtype), texts=count)
+        vectors = np.empty((count, self.dimension), dtype=np.float32)
+        controller = self._budget_controller()
+        mark = self._ranges()
+        cuda = self._cuda
+        device = self.device
+        base_bytes = capacity = 0
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
+            base_bytes = torch.cuda.memory_allocated(device)
+            capacity = self._capacity_bytes()
+        in_flight: deque[tuple[torch.cuda.Event | None, list[torch.Tensor], np.ndarray]] = deque()
+        timings: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+
+        def collect(keep: int) -> None:
+            while len(in_flight) > keep:
+                done, pieces, rows = in_flight.popleft()
+                if done is not None:
+                    done.synchronize()
+                vectors[rows] = torch.cat(pieces).numpy()
+
+        window_iter = iter(windows)
+        while True:
+            waited = time.perf_counter()
+            with mark("tokenize-wait"):
+                item = next(window_iter, None)
+            stats.tokenize_wait_seconds += time.perf_counter() - waited
+            if item is None:
+                break
+            offset, tokenized = item
+            stats.tokens += int(tokenized.lengths.sum())
+            stats.tokenize_seconds += tokenized.seconds
+            offsets = tokenized.offsets
+            for batch in iter_batches(
+                tokenized.lengths,
+                lambda: controller.current,
+                max_rows=self.config.batch_size,
+                pad_multiple=8 if cuda else 1,
+                limit=self.max_length,
+            ):
+                stats.budgets.append(controller.current)
+                outcome = self._embed_batch(tokenized, offsets, batch, controller, stats, timings)
+                rows = offset + batch.indices
+                for row in outcome.fallback_rows:
+                    logger.warning(
+                        "text %d embedded on the CPU: it alone ran out of memory", int(rows[row])
+                    )
+                    stats.cpu_fallback_indices.append(int(rows[row]))
+                stats.ooms_recovered += outcome.ooms
+                stats.batches += 1
+                stats.padded_tokens += batch.padded_tokens
+                if cuda:
+                    done = torch.cuda.Event()
+                    done.record()
+                    in_flight.append((done, outcome.pieces, rows))
+                    peak = torch.cuda.max_memory_allocated(device)
+                    stats.peak_gpu_memory_bytes = max(stats.peak_gpu_memory_bytes, peak)
+                    if outcome.ooms == 0:
+                        controller.on_success(batch.padded_tokens, peak, base_bytes, capacity)
+                    torch.cuda.reset_peak_memory_stats(device)
+                    collect(IN_FLIGHT)
+                else:
+                    in_flight.append((None, outcome.pieces, rows))
+                    collect(0)
+        collect(0)
+        if cuda:
+            torch.cuda.synchronize(device)
+            stats.gpu_seconds = sum(b.elapsed_time(e) for b, e in timings) / 1000.0
+            self._remember_budget(controller)
+        stats.wall_seconds = time.perf_counter() - started
+        return EmbeddingResult(vectors=vectors, stats=stats)

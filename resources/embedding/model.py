@@ -1,0 +1,169 @@
+"""Loading a sentence-transformers model directory, the forward pass and pooling.
+
+The transformer itself is transformers' `AutoModel` with PyTorch SDPA attention; what is written
+here is only what sentence-transformers adds on top (pooling and normalization, read from the
+directory's own module configs), so vectors match `SentenceTransformer.encode` for the same
+directory without carrying sentence-transformers' per-batch tokenization into the hot loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from transformers import AutoModel
+
+from resources.embedding.model_source import resolve_model_path
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """'auto' is the first GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """'auto' is bf16 on GPUs that have it, fp16 on older GPUs, fp32 on the CPU.
+
+    Reduced precision on the CPU is slower than fp32 for BERT-sized models without AMX, and
+    the CPU path is also the exact fallback.
+    """
+    if dtype != "auto":
+        return _DTYPES[dtype]
+    if device.type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+@dataclass(frozen=True)
+class Pooling:
+    mode: str  # "mean", "cls" or "max"
+    normalize: bool
+
+
+def read_pooling(path: Path) -> Pooling:
+    """Pooling and normalization as declared by the directory's modules.json (mean without it)."""
+    modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        return Pooling(mode="mean", normalize=True)
+    modules = json.loads(modules_file.read_text())
+    mode = "mean"
+    normalize = False
+    for module in modules:
+        kind = module["type"].rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            config = json.loads((path / module["path"] / "config.json").read_text())
+            if config.get("pooling_mode_cls_token"):
+                mode = "cls"
+            elif config.get("pooling_mode_max_tokens"):
+                mode = "max"
+            elif not config.get("pooling_mode_mean_tokens", True):
+                raise ValueError(f"unsupported pooling in {path}: {config}")
+        elif kind == "Normalize":
+            normalize = True
+    return Pooling(mode=mode, normalize=normalize)
+
+
+def read_max_length(path: Path) -> int:
+    """sentence-transformers' max_seq_length, else the model's position table."""
+    st_config = path / "sentence_bert_config.json"
+    if st_config.is_file():
+        value = json.loads(st_config.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    return int(json.loads((path / "config.json").read_text())["max_position_embeddings"])
+
+
+_SHA_CACHE: dict[Path, str] = {}
+_SHA_LOCK = threading.Lock()
+
+
+def weights_sha256(path: Path) -> str:
+    """SHA-256 over the weight files, once per process: it names the model in checkpoints."""
+    path = path.resolve()
+    with _SHA_LOCK:
+        if path not in _SHA_CACHE:
+            files = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
+            if not files:
+                raise FileNotFoundError(f"no weight files in {path}")
+            digest = hashlib.sha256()
+            for file in files:
+                with file.open("rb") as handle:
+                    while chunk := handle.read(1 << 22):
+                        digest.update(chunk)
+            _SHA_CACHE[path] = digest.hexdigest()
+        return _SHA_CACHE[path]
+
+
+class EncoderModel:
+    """A loaded encoder on one device in one precision: padded ids in, unit vectors out."""
+
+    def __init__(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
+        self.path = path
+        self.device = device
+        self.dtype = dtype
+        self.module = AutoModel.from_pretrained(
+            str(path), dtype=dtype, attn_implementation="sdpa"
+        ).to(device)
+        self.module.eval()
+        self.pooling = read_pooling(path)
+        config = self.module.config
+        self.dimension = int(config.hidden_size)
+        self.vocab_size = int(config.vocab_size)
+        self.max_positions = int(config.max_position_embeddings)
+        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.module.parameters())
+
+    @torch.inference_mode()
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        ranges: type[AbstractContextManager] | None = None,
+    ) -> torch.Tensor:
+        """Float32 pooled vectors [rows, dim], unit length as the interface promises.
+
+        `ranges(name)` (NVTX when profiling) marks the forward and pooling phases.
+        """
+        mark = ranges or (lambda _name: nullcontext())
+        with mark("forward"):
+            hidden = self.module(input_ids=input_ids, attention_mask=attention_mask)[0]
+        with mark("pooling"):
+            if self.pooling.mode == "cls":
+                pooled = hidden[:, 0].float()
+            elif self.pooling.mode == "max":
+                masked = hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
+                pooled = masked.max(dim=1).values.float()
+            else:
+                # A batched matmul sums over tokens with fp32 accumulation and never
+                # materializes an fp32 copy of the hidden states.
+                weights = attention_mask.unsqueeze(1).to(hidden.dtype)
+                summed = torch.bmm(weights, hidden).squeeze(1).float()
+                pooled = summed / attention_mask.sum(dim=1, keepdim=True).clamp(min=1).float()
+            return F.normalize(pooled, p=2, dim=1)
+
+
+_MODELS: dict[tuple[Path, str, torch.dtype], EncoderModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(model: str, device: torch.device, dtype: torch.dtype) -> EncoderModel:
+    """The process-wide instance for (directory, device, dtype): weights load once per process."""
+    path = resolve_model_path(model).resolve()
+    key = (path, str(device), dtype)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = EncoderModel(path, device, dtype)
+        return _MODELS[key]

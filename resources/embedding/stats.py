@@ -1,0 +1,76 @@
+"""What one embedding call did, flat enough for Dagster materialization metadata."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EmbeddingStats:
+    """Counters and timings of one call.
+
+    `tokenize_seconds` is tokenizer time summed over workers (CPU work, possibly in parallel
+    with the device); `tokenize_wait_seconds` is how long the device loop waited for it, the
+    number that says whether tokenization is the bottleneck. `gpu_seconds` is the time of the
+    model's batches on the device in use (CUDA events on a GPU, wall time on the CPU), copies
+    and pooling included.
+    """
+
+    device: str
+    dtype: str
+    texts: int = 0
+    tokens: int = 0
+    padded_tokens: int = 0
+    batches: int = 0
+    budgets: list[int] = field(default_factory=list)
+    ooms_recovered: int = 0
+    cpu_fallback_indices: list[int] = field(default_factory=list)
+    peak_gpu_memory_bytes: int = 0
+    tokenize_seconds: float = 0.0
+    tokenize_wait_seconds: float = 0.0
+    gpu_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def cpu_fallbacks(self) -> int:
+        return len(self.cpu_fallback_indices)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def texts_per_second(self) -> float:
+        return self.texts / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    @property
+    def padding_fraction(self) -> float:
+        if self.padded_tokens == 0:
+            return 0.0
+        return 1.0 - self.tokens / self.padded_tokens
+
+    def as_metadata(self) -> dict[str, float | int | str]:
+        budgets = self.budgets or [0]
+        return {
+            "texts": self.texts,
+            "tokens": self.tokens,
+            "padded_tokens": self.padded_tokens,
+            "batches": self.batches,
+            "budget_min": min(budgets),
+            "budget_median": int(statistics.median(budgets)),
+            "budget_max": max(budgets),
+            "budget_final": budgets[-1],
+            "ooms_recovered": self.ooms_recovered,
+            "cpu_fallbacks": self.cpu_fallbacks,
+            "peak_gpu_memory_bytes": self.peak_gpu_memory_bytes,
+            "tokenize_seconds": round(self.tokenize_seconds, 4),
+            "tokenize_wait_seconds": round(self.tokenize_wait_seconds, 4),
+            "gpu_seconds": round(self.gpu_seconds, 4),
+            "wall_seconds": round(self.wall_seconds, 4),
+            "tokens_per_second": round(self.tokens_per_second, 1),
+            "texts_per_second": round(self.texts_per_second, 1),
+            "padding_fraction": round(self.padding_fraction, 4),
+            "device": self.device,
+            "dtype": self.dtype,
+        }

@@ -1,0 +1,138 @@
+"""Tokenization into flat id arrays, in this process or in a pool of worker processes.
+
+Several processes rather than one call of the fast tokenizer: its Rust side parallelizes a batch,
+but turning each encoding into Python ids holds the GIL, which for short texts caps one process
+far below what a GPU consumes. Results travel as two numpy arrays (flat ids, lengths), which
+pickle as raw buffers instead of millions of Python ints.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from resources.embedding.model_source import load_tokenizer
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids of consecutive texts: row i is ids[offsets[i]:offsets[i] + lengths[i]]."""
+
+    ids: np.ndarray
+    lengths: np.ndarray
+    seconds: float = 0.0
+
+    @property
+    def offsets(self) -> np.ndarray:
+        offsets = np.zeros(len(self.lengths), dtype=np.int64)
+        np.cumsum(self.lengths[:-1], out=offsets[1:])
+        return offsets
+
+    @staticmethod
+    def concat(parts: Sequence[Tokenized]) -> Tokenized:
+        if len(parts) == 1:
+            return parts[0]
+        return Tokenized(
+            ids=np.concatenate([p.ids for p in parts]),
+            lengths=np.concatenate([p.lengths for p in parts]),
+            seconds=sum(p.seconds for p in parts),
+        )
+
+
+@lru_cache(maxsize=8)
+def truncating_tokenizer(model: str, max_length: int) -> Tokenizer:
+    """A private copy of the model's tokenizer that cuts at `max_length`, special tokens included.
+
+    A copy, because the shared one from `load_tokenizer` is used untruncated by the chunker.
+    """
+    tokenizer = Tokenizer.from_str(load_tokenizer(model).to_str())
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
+
+
+def tokenize(model: str, max_length: int, texts: Sequence[str]) -> Tokenized:
+    """Tokenize `texts` with special tokens, truncated to `max_length`."""
+    started = time.perf_counter()
+    encodings = truncating_tokenizer(model, max_length).encode_batch(list(texts))
+    lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int32, count=len(encodings))
+    ids = np.fromiter(
+        itertools.chain.from_iterable(e.ids for e in encodings),
+        dtype=np.int32,
+        count=int(lengths.sum()),
+    )
+    return Tokenized(ids=ids, lengths=lengths, seconds=time.perf_counter() - started)
+
+
+def from_token_ids(token_ids: Sequence[Sequence[int]], max_length: int) -> Tokenized:
+    """Pre-tokenized rows (special tokens included) as flat arrays, checked against the limit."""
+    lengths = np.fromiter((len(row) for row in token_ids), dtype=np.int32, count=len(token_ids))
+    if len(lengths) and int(lengths.max()) > max_length:
+        worst = int(np.argmax(lengths))
+        raise ValueError(
+            f"token_ids[{worst}] has {int(lengths[worst])} tokens, more than max_length "
+            f"{max_length}; cut inputs to the model window before embedding"
+        )
+    if len(lengths) and int(lengths.min()) == 0:
+        raise ValueError(f"token_ids[{int(np.argmin(lengths))}] is empty")
+    if len(token_ids) and isinstance(token_ids[0], np.ndarray):
+        ids = np.concatenate(token_ids).astype(np.int32, copy=False)
+    else:
+        ids = np.fromiter(
+            itertools.chain.from_iterable(token_ids), dtype=np.int32, count=int(lengths.sum())
+        )
+    return Tokenized(ids=ids, lengths=lengths)
+
+
+def _init_worker() -> None:
+    # One process per core already; the tokenizer's own thread pool would oversubscribe.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+
+class TokenizerPool:
+    """Worker processes that tokenize chunks of texts ahead of the device.
+
+    Started with `spawn`: a forked child of a process that has initialized CUDA is unusable.
+    """
+
+    def __init__(self, model: str, max_length: int, workers: int) -> None:
+        self.model = model
+        self.max_length = max_length
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+        )
+
+    def submit(self, texts: Sequence[str]) -> Future[Tokenized]:
+        return self._executor.submit(tokenize, self.model, self.max_length, list(texts))
+
+    def warm_up(self) -> None:
+        """Start every worker and load its tokenizer, so the first real call pays nothing."""
+        for future in [self.submit(["warm up"]) for _ in range(self.workers)]:
+            future.result()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def window_sizes(total: int, first: int, largest: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of consecutive windows that double from `first` up to `largest` texts.
+
+    The device starts as soon as the small first window is tokenized, while later, larger
+    windows give the length sort more texts to pack.
+    """
+    start, size = 0, first
+    while start < total:
+        end = min(total, start + size)
+        yield start, end
+        start, size = end, min(largest, size * 2)
