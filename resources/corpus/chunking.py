@@ -108,7 +108,9 @@ class Chunker:
     def _chunk_batch(
         self, documents: list[Document], on_empty: Callable[[Document], None] | None
     ) -> Iterator[Chunk]:
-        encodings = self.tokenizer.encode_batch([d.text for d in documents], add_special_tokens=False)
+        encodings = self.tokenizer.encode_batch(
+            [d.text for d in documents], add_special_tokens=False
+        )
         for document, encoding in zip(documents, encodings, strict=True):
             ids, offsets = encoding.ids, encoding.offsets
             if not ids:

@@ -34,9 +34,7 @@ def write_manifest(
 def load_manifest(data_dir: str | Path) -> dict[str, ShardSpec]:
     path = manifest_path(data_dir)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"no shard manifest at {path}: run the register_shards job first"
-        )
+        raise FileNotFoundError(f"no shard manifest at {path}: run the register_shards job first")
     body = json.loads(path.read_text())
     return {item["key"]: ShardSpec(**item) for item in body["shards"]}
 

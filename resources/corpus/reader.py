@@ -60,7 +60,7 @@ def list_corpus_files(corpus_path: str) -> list[str]:
 
 
 def shard_key(source: str, corpus_path: str, index: int) -> str:
-    """A readable, stable partition key: the file's path inside the corpus, then the shard number."""
+    """A readable, stable partition key: the file's path in the corpus, then the shard number."""
     fs, root = _fs_and_root(corpus_path)
     _, path = fsspec.core.url_to_fs(source)
     relative = PurePosixPath(path).relative_to(root) if path != root else PurePosixPath(path).name

@@ -10,6 +10,7 @@ word below is a single token of the all-MiniLM-L6-v2 (BERT uncased) vocabulary, 
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -23,23 +24,23 @@ MAX_TOKENS = 50_000
 _DET = "the a this that every each some one another no any our their its".split()
 _ADJ = (
     "small large old new quiet bright dark cold warm early late simple strong weak long short high "
-    "low green red blue white black open free full rare common ancient modern local public private "
-    "central northern southern careful clever gentle heavy light rapid slow steady strange familiar "
-    "distant hidden silent busy empty rich poor young wild calm"
+    "low green red blue white black open free full rare common ancient modern local public "
+    "private central northern southern careful clever gentle heavy light rapid slow steady strange "
+    "familiar distant hidden silent busy empty rich poor young wild calm"
 ).split()
 _NOUN = (
     "river city garden engine market village mountain teacher student doctor farmer writer painter "
     "scientist machine system network bridge harbor forest island library museum school window "
     "letter signal pattern method theory story record report summer winter morning evening journey "
-    "journal road field valley castle tower station train ship planet star ocean desert storm cloud "
-    "fire stone metal paper water light sound voice language history question answer problem "
-    "solution company family council court army church kingdom empire nation region province county "
-    "committee team player game music song film book article"
+    "journal road field valley castle tower station train ship planet star ocean desert storm "
+    "cloud fire stone metal paper water light sound voice language history question answer problem "
+    "solution company family council court army church kingdom empire nation region province "
+    "county committee team player game music song film book article"
 ).split()
 _VERB = (
-    "built found opened carried followed changed crossed studied described painted measured reached "
-    "watched visited joined explained produced reduced improved supported created discovered "
-    "protected recorded collected covered entered served replaced ordered allowed designed trained "
+    "built found opened carried followed changed crossed studied described painted measured "
+    "reached watched visited joined explained produced reduced improved supported created "
+    "discovered protected recorded collected covered entered served replaced ordered allowed designed trained "
     "tested moved held kept left lost met saw took gave made told"
 ).split()
 _PREP = (
@@ -152,19 +153,12 @@ def write_sample_corpus(out_dir: str | Path, spec: SampleSpec) -> dict:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     lengths: list[int] = []
-    handle = None
-    try:
-        for doc in iter_documents(spec):
-            index = len(lengths)
-            if index % spec.docs_per_file == 0:
-                if handle is not None:
-                    handle.close()
-                handle = open(out / f"part-{index // spec.docs_per_file:05d}.jsonl", "w")
-            handle.write(json.dumps(doc) + "\n")
-            lengths.append(doc["tokens"])
-    finally:
-        if handle is not None:
-            handle.close()
+    documents = iter_documents(spec)
+    for file_index in range(math.ceil(spec.docs / spec.docs_per_file)):
+        with open(out / f"part-{file_index:05d}.jsonl", "w") as handle:
+            for doc in itertools.islice(documents, spec.docs_per_file):
+                handle.write(json.dumps(doc) + "\n")
+                lengths.append(doc["tokens"])
     lengths.sort()
     stats = {
         "documents": len(lengths),

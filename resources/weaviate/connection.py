@@ -94,14 +94,20 @@ def resolve(settings: ConnectionSettings) -> Target:
     """Pick the mode to use, explaining the choice (the explanation goes into metadata)."""
     mode = settings.mode.lower()
     if mode not in MODES:
-        raise WeaviateConnectionError(f"unknown Weaviate mode {settings.mode!r}; use one of {MODES}")
+        raise WeaviateConnectionError(
+            f"unknown Weaviate mode {settings.mode!r}; use one of {MODES}"
+        )
     if mode == "auto":
         if settings.url:
             host, port, _ = _split_url(settings.url)
-            return Target("custom", f"custom at {host}:{port} (auto: WEAVIATE_URL is set)", settings)
+            return Target(
+                "custom", f"custom at {host}:{port} (auto: WEAVIATE_URL is set)", settings
+            )
         ok, why = _embedded_available()
         if ok:
-            return Target("embedded", f"embedded Weaviate {EMBEDDED_VERSION} (auto: {why})", settings)
+            return Target(
+                "embedded", f"embedded Weaviate {EMBEDDED_VERSION} (auto: {why})", settings
+            )
         return Target(
             "sandbox",
             f"sandbox server on 127.0.0.1:{settings.sandbox_port} (auto: no WEAVIATE_URL; "

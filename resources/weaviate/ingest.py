@@ -106,7 +106,9 @@ def delete_stale(collection: weaviate.collections.Collection, shard: str, versio
         result = collection.data.delete_many(where=stale)
         deleted += result.successful
         if result.failed:
-            raise RuntimeError(f"Weaviate failed to delete {result.failed} stale objects of {shard}")
+            raise RuntimeError(
+                f"Weaviate failed to delete {result.failed} stale objects of {shard}"
+            )
         if result.matches == 0 or result.successful == 0:
             return deleted
 

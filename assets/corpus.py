@@ -1,0 +1,35 @@
+"""Stage 1: a shard's records, validated and normalized; bad records go to quarantine."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+
+from orchestration.partitions import shard_partitions
+from resources.corpus.loading import BadRecordError, load_shard, write_quarantine
+from resources.corpus.resource import CorpusResource
+from resources.corpus.tables import write_documents
+
+
+@asset(partitions_def=shard_partitions, group_name="indexing", kinds={"python", "parquet"})
+def corpus_shard(context: AssetExecutionContext, corpus: CorpusResource) -> MaterializeResult:
+    """The shard's valid documents; refused records are kept with their file, line and reason."""
+    key = context.partition_key
+    spec = corpus.shard(key)
+    try:
+        contents = load_shard(spec, strict=corpus.strict)
+    except BadRecordError as exc:
+        raise Failure(f"shard {key} (strict mode): {exc}") from None
+    quarantine = corpus.stage_file("quarantine", key, ".jsonl")
+    write_quarantine(quarantine, contents.rejects)
+    for reject in contents.rejects[:5]:
+        context.log.warning(f"rejected {reject.location}: {reject.reason}")
+    documents = write_documents(corpus.stage_file("shards", key), contents.documents)
+    metadata: dict = {
+        "documents": documents,
+        "rejected": len(contents.rejects),
+        "source": MetadataValue.path(spec.source),
+        "source_content_hash": spec.content_hash,
+    }
+    if contents.rejects:
+        metadata["quarantine"] = MetadataValue.path(str(quarantine))
+    return MaterializeResult(metadata=metadata)

@@ -1,0 +1,45 @@
+"""Stage 3: vectors for every chunk, computed on the GPU and checkpointed per shard."""
+
+from __future__ import annotations
+
+from dagster import AssetExecutionContext, MaterializeResult, asset
+
+from assets.chunks import chunks
+from orchestration.partitions import shard_partitions
+from resources.corpus.resource import CorpusResource
+from resources.corpus.tables import chunks_content_hash, read_chunks
+from resources.embedding import EmbeddingResource
+from resources.vectors import is_current, write_vectors
+
+
+@asset(
+    deps=[chunks],
+    partitions_def=shard_partitions,
+    group_name="indexing",
+    pool="gpu",
+    kinds={"pytorch", "parquet"},
+)
+def embeddings(
+    context: AssetExecutionContext, corpus: CorpusResource, embedder: EmbeddingResource
+) -> MaterializeResult:
+    """Unit vectors in chunk order. Unchanged chunks and model: the checkpoint is reused."""
+    key = context.partition_key
+    table = read_chunks(corpus.stage_file("chunks", key), columns=["uuid", "token_ids"])
+    content_hash = chunks_content_hash(table)
+    model = embedder.model_identity()
+    path = corpus.stage_file("embeddings", key)
+    if is_current(path, content_hash, model):
+        context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
+        return MaterializeResult(
+            metadata={"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
+        )
+    result = embedder.embed_token_ids(table.column("token_ids").to_pylist())
+    write_vectors(path, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
+    return MaterializeResult(
+        metadata={
+            "chunks": table.num_rows,
+            "reused_checkpoint": False,
+            "model": model["name"],
+            **result.stats.as_metadata(),
+        }
+    )

@@ -1,0 +1,95 @@
+"""`weaviate-indexer`: what is not orchestration. Indexing itself runs through Dagster."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from orchestration.demo import PROJECT_ROOT, run_demo
+
+
+def _sample_corpus(args: argparse.Namespace) -> int:
+    from resources.corpus.sample import SampleSpec, write_sample_corpus
+
+    spec = SampleSpec(
+        docs=args.docs,
+        seed=args.seed,
+        median_tokens=args.median_tokens,
+        max_tokens=args.max_tokens,
+        docs_per_file=args.docs_per_file,
+    )
+    stats = write_sample_corpus(args.out, spec)
+    print(" ".join(f"{k}={v}" for k, v in stats.items()))
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from resources.weaviate.sandbox import serve_forever
+
+    data = args.data_dir or "(memory only)"
+    print(f"Weaviate sandbox on 127.0.0.1: HTTP {args.port}, gRPC {args.grpc_port}, data {data}")
+    sys.stdout.flush()
+    serve_forever(args.port, args.grpc_port, args.data_dir)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from orchestration.definitions import defs
+    from resources.weaviate.search import nearest_chunks
+
+    weaviate, embedder = defs.resources["weaviate"], defs.resources["embedder"]
+    vector = embedder.embed([args.text]).vectors[0]
+    with weaviate.client() as client:
+        hits = nearest_chunks(client, args.collection or weaviate.collection, vector, k=args.k)
+    for hit in hits:
+        print(f"{hit.distance:.4f}  {hit.doc_id}#{hit.chunk_index}  {hit.text[:100]!r}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    data_dir = Path(os.environ.get("INDEXER_DATA_DIR") or PROJECT_ROOT / ".data")
+    return run_demo(args.docs, args.shard_size, data_dir, args.query)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="weaviate-indexer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("sample-corpus", help="write a synthetic corpus of JSONL files")
+    p.add_argument("--docs", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--median-tokens", type=float, default=600.0)
+    p.add_argument("--max-tokens", type=int, default=50_000)
+    p.add_argument("--docs-per-file", type=int, default=10_000)
+    p.set_defaults(func=_sample_corpus)
+
+    p = sub.add_parser("sandbox", help="run the Weaviate-protocol sandbox server")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--grpc-port", type=int, default=50060)
+    p.add_argument("--data-dir", default=None)
+    p.set_defaults(func=_sandbox)
+
+    p = sub.add_parser("search", help="nearest chunks to a text")
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--collection", default=None)
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("demo", help="index a sample corpus end to end and search it")
+    p.add_argument("--docs", type=int, default=200)
+    p.add_argument("--shard-size", type=int, default=50)
+    p.add_argument("--query", default=None)
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""`CorpusResource`: where the corpus is, how it is cut into shards, where stage files go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from resources.corpus.chunking import ChunkingConfig
+from resources.corpus.manifest import shard_spec
+from resources.corpus.reader import ShardSpec
+from resources.corpus.tables import stage_path
+
+
+class CorpusResource(ConfigurableResource):
+    corpus_path: str = Field(
+        default=".data/corpus", description="folder or file of JSONL/Parquet; a local path or URL"
+    )
+    shard_size: int = Field(default=1000, description="documents per shard (partition)")
+    data_dir: str = Field(default=".data", description="stage files, manifest and quarantine")
+    chunk_overlap: int = Field(default=32, description="tokens shared by neighbouring chunks")
+    strict: bool = Field(
+        default=False, description="fail a shard on its first bad record instead of quarantining"
+    )
+
+    def stage_file(self, stage: str, key: str, suffix: str = ".parquet") -> Path:
+        return stage_path(self.data_dir, stage, key, suffix)
+
+    def shard(self, key: str) -> ShardSpec:
+        return shard_spec(self.data_dir, key)
+
+    def chunking(self, max_tokens: int) -> ChunkingConfig:
+        return ChunkingConfig(max_tokens=max_tokens, overlap=self.chunk_overlap)

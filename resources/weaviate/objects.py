@@ -1,0 +1,51 @@
+"""Chunk rows plus vectors as Weaviate objects, with metadata typed to match the collection."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import pyarrow as pa
+from weaviate.classes.config import DataType
+
+from resources.weaviate.ingest import IngestObject
+from resources.weaviate.schema import property_name
+
+
+def metadata_samples(chunks: pa.Table) -> Iterator[dict]:
+    """Each distinct metadata object of the shard, for schema inference."""
+    for raw in set(chunks.column("metadata").to_pylist()):
+        yield json.loads(raw)
+
+
+def _coerce(value: object, kind: DataType | None) -> object:
+    if kind == DataType.NUMBER and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def build_objects(
+    chunks: pa.Table,
+    vectors: np.ndarray,
+    shard: str,
+    version: str,
+    property_types: Mapping[str, DataType],
+) -> Iterator[IngestObject]:
+    columns = ("uuid", "doc_id", "chunk_index", "text", "token_count", "metadata")
+    rows = zip(*(chunks.column(c).to_pylist() for c in columns), strict=True)
+    for (uuid, doc_id, chunk_index, text, token_count, metadata), vector in zip(
+        rows, vectors, strict=True
+    ):
+        properties: dict[str, object] = {
+            "doc_id": doc_id,
+            "chunk_index": chunk_index,
+            "text": text,
+            "token_count": token_count,
+            "shard": shard,
+            "shard_version": version,
+        }
+        for key, value in json.loads(metadata).items():
+            name = property_name(key)
+            properties[name] = _coerce(value, property_types.get(name))
+        yield IngestObject(uuid, properties, vector)
