@@ -40,8 +40,8 @@ _NOUN = (
 _VERB = (
     "built found opened carried followed changed crossed studied described painted measured "
     "reached watched visited joined explained produced reduced improved supported created "
-    "discovered protected recorded collected covered entered served replaced ordered allowed designed trained "
-    "tested moved held kept left lost met saw took gave made told"
+    "discovered protected recorded collected covered entered served replaced ordered "
+    "allowed designed trained tested moved held kept left lost met saw took gave made told"
 ).split()
 _PREP = (
     "near across under over beside behind beyond through along around inside outside within "
