@@ -14,7 +14,7 @@ def test_windows_cover_everything_with_the_requested_overlap():
     starts = [True] * 1000
     spans = windows(1000, starts, width=254, overlap=32)
     assert spans[0] == (0, 254) and spans[-1][1] == 1000
-    for (a_start, a_end), (b_start, b_end) in zip(spans, spans[1:]):
+    for (_, a_end), (b_start, b_end) in zip(spans, spans[1:], strict=False):
         assert a_end - b_start == 32
         assert b_end - b_start <= 254
     assert windows(10, [True] * 10, width=254, overlap=32) == [(0, 10)]
