@@ -71,14 +71,17 @@ class VectorSpace:
         self.norms = np.concatenate([self.norms, np.zeros(new_cap - capacity, np.float32)])
         self.present = np.concatenate([self.present, np.zeros(new_cap - capacity, bool)])
 
-    def set(self, slot: int, vec: np.ndarray) -> None:
+    def set_many(self, slots: list[int], vectors: list[np.ndarray]) -> None:
+        """Writes a batch of rows at once: one fancy-index copy instead of one per object."""
+        block = np.stack(vectors).astype(np.float32, copy=False)
         if self.dim is None:
-            self.dim = int(vec.shape[0])
+            self.dim = int(block.shape[1])
             self.data = np.zeros((self.present.shape[0], self.dim), dtype=np.float32)
-        self._grow(slot + 1)
-        self.data[slot] = vec
-        self.norms[slot] = float(np.linalg.norm(vec))
-        self.present[slot] = True
+        self._grow(max(slots) + 1)
+        index = np.asarray(slots, dtype=np.int64)
+        self.data[index] = block
+        self.norms[index] = np.linalg.norm(block, axis=1)
+        self.present[index] = True
 
     def clear(self, slot: int) -> None:
         if slot < self.present.shape[0]:
@@ -125,9 +128,11 @@ class Collection:
         records = 0
         for kind, payload in replay(path):
             if kind == "P":
+                pending = self._pending()
                 for logged in payload:
                     records += 1
-                    self._place(logged.uuid, logged.properties, logged.vectors, logged)
+                    self._place(logged.uuid, logged.properties, pending, logged.vectors, logged)
+                self._write_vectors(pending)
             else:
                 for uuid in payload:
                     records += 1
@@ -160,9 +165,11 @@ class Collection:
         self,
         uuid: str,
         properties: dict[str, Any],
+        pending: dict[str, dict[int, np.ndarray]],
         vectors: dict[str, np.ndarray],
         times: LoggedObject | None = None,
     ) -> StoredObject:
+        """Puts one object; its vectors wait in `pending` for `_write_vectors`."""
         old = self.objects.get(uuid)
         stamp = now_ms()
         if old is not None:
@@ -184,9 +191,19 @@ class Collection:
             created, stamp = times.created_ms, times.updated_ms
         obj = StoredObject(uuid, properties, created, stamp, slot)
         self.objects[uuid] = obj
-        for name, vec in vectors.items():
-            self.spaces[name].set(slot, vec)
+        for name, by_slot in pending.items():
+            by_slot.pop(slot, None)
+            if name in vectors:
+                by_slot[slot] = vectors[name]
         return obj
+
+    def _write_vectors(self, pending: dict[str, dict[int, np.ndarray]]) -> None:
+        for name, by_slot in pending.items():
+            if by_slot:
+                self.spaces[name].set_many(list(by_slot), list(by_slot.values()))
+
+    def _pending(self) -> dict[str, dict[int, np.ndarray]]:
+        return {name: {} for name in self.spaces}
 
     def _remove(self, uuid: str) -> bool:
         obj = self.objects.pop(uuid, None)
@@ -258,6 +275,7 @@ class Collection:
         errors: dict[int, str] = {}
         accepted: list[StoredObject] = []
         batch_dims: dict[str, int] = {}
+        pending = self._pending()
         for index, item in enumerate(incoming):
             try:
                 vectors = self._resolve_vectors(item.vectors, batch_dims)
@@ -265,7 +283,8 @@ class Collection:
             except SandboxError as exc:
                 errors[index] = str(exc)
                 continue
-            accepted.append(self._place(item.uuid, properties, vectors))
+            accepted.append(self._place(item.uuid, properties, pending, vectors))
+        self._write_vectors(pending)
         if accepted and self._log is not None:
             self._log.append(encode_put(self._logged(obj) for obj in accepted))
         return errors
@@ -308,12 +327,13 @@ class Collection:
                 f"vector search: the query vector has length {query.shape[0]}, "
                 f"but the collection's vectors have length {space.dim}"
             )
-        slots = np.flatnonzero(space.present[: self._next_slot])
-        data = space.data[slots]
-        norms = space.norms[slots] * float(np.linalg.norm(query))
+        used = self._next_slot
+        norms = space.norms[:used] * float(np.linalg.norm(query))
         with np.errstate(divide="ignore", invalid="ignore"):
-            sims = np.where(norms > 0, data @ query.astype(np.float32) / norms, 0.0)
-        return (1.0 - sims).astype(np.float32), slots
+            sims = space.data[:used] @ query.astype(np.float32) / norms
+        slots = np.flatnonzero(space.present[:used])
+        distances = 1.0 - np.nan_to_num(sims[slots], nan=0.0, posinf=0.0, neginf=0.0)
+        return distances.astype(np.float32), slots
 
     def at_slot(self, slot: int) -> StoredObject:
         uuid = self._slot_ids[slot]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -171,3 +175,24 @@ def test_injected_batch_failures(docs, memory_sandbox: SandboxServer) -> None:  
         docs.data.insert_many([DataObject({"text": "a"}, vector=[0.0, 1.0])])
     assert docs.data.insert_many([DataObject({"text": "b"}, vector=[0.0, 1.0])]).errors == {}
     assert len(docs) == 2
+
+
+def test_serve_forever_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    code = (
+        "from resources.weaviate.sandbox import serve_forever; "
+        f"serve_forever(0, 0, {str(tmp_path)!r})"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
+    )
+    try:
+        assert proc.stdout is not None
+        banner = proc.stdout.readline()
+        http_port, grpc_port = (int(p) for p in re.findall(r":(\d+)", banner))
+        with connect(WeaviateTarget("sandbox", "127.0.0.1", http_port, grpc_port)) as client:
+            assert client.is_ready()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
