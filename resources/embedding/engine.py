@@ -37,7 +37,7 @@ from resources.embedding.model import (
 )
 from resources.embedding.model_source import DEFAULT_MODEL
 from resources.embedding.oom import FaultHook, SplitOutcome, release_memory, run_splitting
-from resources.embedding.planner import Batch, iter_batches
+from resources.embedding.planner import Batch, iter_batches, padded_length
 from resources.embedding.probe import ProbeResult, forward_trial, search_budget
 from resources.embedding.stats import EmbeddingStats
 from resources.embedding.tokenization import (
@@ -310,23 +310,30 @@ class EmbeddingEngine:
     ) -> SplitOutcome[torch.Tensor]:
         """One planned batch through the OOM policy; on a GPU the results may still be in flight."""
         ids, mask, lengths = self._pad(tokenized, offsets, batch)
-        width = batch.padded_length
         device = self.device
         mark = self._ranges()
 
+        def width(start: int) -> int:
+            # Rows are longest first, so a piece of a split batch is as wide as its first row.
+            if start == 0:
+                return batch.padded_length
+            return padded_length(int(lengths[start]), 8 if self._cuda else 1, self.max_length)
+
         def forward(start: int, end: int) -> torch.Tensor:
+            cols = width(start)
             if self.fault_hook is not None:
-                self.fault_hook(end - start, (end - start) * width)
+                self.fault_hook(end - start, (end - start) * cols)
+            piece_ids, piece_mask = ids[start:end, :cols], mask[start:end, :cols]
             if not self._cuda:
                 began = time.perf_counter()
-                out = self.model.encode(ids[start:end], mask[start:end], mark)
+                out = self.model.encode(piece_ids, piece_mask, mark)
                 stats.gpu_seconds += time.perf_counter() - began
                 return out
             began, ended = (torch.cuda.Event(enable_timing=True) for _ in range(2))
             began.record()
             with mark("copy-in"):
-                ids_d = ids[start:end].to(device, non_blocking=True)
-                mask_d = mask[start:end].to(device, non_blocking=True)
+                ids_d = piece_ids.to(device, non_blocking=True)
+                mask_d = piece_mask.to(device, non_blocking=True)
             out = self.model.encode(ids_d, mask_d, mark)
             with mark("copy-out"):
                 host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
@@ -343,11 +350,11 @@ class EmbeddingEngine:
 
         def on_oom(start: int, end: int) -> None:
             release_memory(device)
-            budget = controller.on_oom((end - start) * width)
+            budget = controller.on_oom((end - start) * width(start))
             logger.warning(
                 "out of memory on %d rows x %d tokens; retrying in halves, budget now %d",
                 end - start,
-                width,
+                width(start),
                 budget,
             )
 
@@ -424,5 +431,6 @@ class EmbeddingEngine:
             torch.cuda.synchronize(device)
             stats.gpu_seconds = sum(b.elapsed_time(e) for b, e in timings) / 1000.0
             self._remember_budget(controller)
+        stats.final_budget = controller.current
         stats.wall_seconds = time.perf_counter() - started
         return EmbeddingResult(vectors=vectors, stats=stats)

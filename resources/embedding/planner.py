@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Largest share of a row that may be padding before the row starts a new batch.
+MAX_PADDING = 0.5
+
 
 @dataclass(frozen=True)
 class Batch:
@@ -59,11 +62,16 @@ def take_batch(
     max_rows: int | None = None,
     pad_multiple: int = 1,
     limit: int | None = None,
+    max_padding: float = MAX_PADDING,
 ) -> int:
     """End (exclusive) of the batch that starts at `start` in longest-first order.
 
     The first row is always taken, even when it alone exceeds the budget: a text never waits
-    for a budget it cannot meet (the OOM policy handles it if the device cannot either).
+    for a budget it cannot meet (the OOM policy handles it if the device cannot either). A row
+    that would be more than `max_padding` padding ends the batch early: where lengths are
+    sparse (small inputs, the tail of a corpus) one long text would otherwise pad many short
+    ones to its length, which costs the CPU in proportion. In a large corpus neighbouring
+    lengths are close and batches fill the budget.
     """
     total = len(sorted_lengths)
     if start >= total:
@@ -72,7 +80,11 @@ def take_batch(
     rows = max(1, token_budget // longest)
     if max_rows is not None:
         rows = min(rows, max_rows)
-    return min(total, start + rows)
+    end = min(total, start + rows)
+    floor = longest * (1.0 - max_padding)
+    # Lengths are descending: count the leading rows at least `floor` long.
+    within = int(np.searchsorted(-sorted_lengths[start:end], -floor, side="right"))
+    return start + max(1, within)
 
 
 def plan_batches(

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 class EmbeddingStats:
     """Counters and timings of one call.
 
-    `tokenize_seconds` is tokenizer time summed over workers (CPU work, possibly in parallel
-    with the device); `tokenize_wait_seconds` is how long the device loop waited for it, the
-    number that says whether tokenization is the bottleneck. `gpu_seconds` is the time of the
-    model's batches on the device in use (CUDA events on a GPU, wall time on the CPU), copies
-    and pooling included.
+    `budgets` holds the budget each batch was cut with; `final_budget` is the one the next call
+    starts from. `tokenize_seconds` is tokenizer time summed over workers (CPU work, possibly in
+    parallel with the device); `tokenize_wait_seconds` is how long the device loop waited for
+    it, the number that says whether tokenization is the bottleneck. `gpu_seconds` is the time
+    of the model's batches on the device in use (CUDA events on a GPU, wall time on the CPU),
+    copies and pooling included.
     """
 
     device: str
@@ -24,6 +25,7 @@ class EmbeddingStats:
     padded_tokens: int = 0
     batches: int = 0
     budgets: list[int] = field(default_factory=list)
+    final_budget: int = 0
     ooms_recovered: int = 0
     cpu_fallback_indices: list[int] = field(default_factory=list)
     peak_gpu_memory_bytes: int = 0
@@ -60,7 +62,7 @@ class EmbeddingStats:
             "budget_min": min(budgets),
             "budget_median": int(statistics.median(budgets)),
             "budget_max": max(budgets),
-            "budget_final": budgets[-1],
+            "budget_final": self.final_budget,
             "ooms_recovered": self.ooms_recovered,
             "cpu_fallbacks": self.cpu_fallbacks,
             "peak_gpu_memory_bytes": self.peak_gpu_memory_bytes,

@@ -1,0 +1,175 @@
+"""Embedding throughput: sentence-transformers `encode` against the engine, in one run.
+
+    python benchmarks/embedding_throughput.py [--model DIR] [--texts N] [--baseline-texts N]
+
+Rows, all on the same mixed corpus (benchmarks/mixed_corpus.py), the baselines on a prefix of
+it (the corpus is shuffled, so a prefix has the same mix):
+  - encode fp32, batch 32 (and, on the CPU, every batch size in --cpu-batch-sizes)
+  - encode bf16, batch 256 (GPU only)
+  - engine end to end: raw texts in, vectors in host memory out
+  - engine GPU stage: pre-tokenized ids in (tokenization excluded), vectors in host memory out
+Tokens are counted the same way for every row: the model tokenizer's ids, special tokens
+included, truncated to max_length. Also reports the engine's agreement with encode fp32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
+from resources.embedding import EmbeddingEngine, EngineConfig  # noqa: E402
+from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
+from resources.embedding.tokenization import tokenize  # noqa: E402
+
+
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_encode(model_dir: Path, texts: list[str], device: str, dtype: torch.dtype, batch: int):
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(model_dir), device=device, model_kwargs={"dtype": dtype})
+    st.encode(texts[:batch], batch_size=batch, normalize_embeddings=True)  # warm-up
+    _sync()
+    began = time.perf_counter()
+    vectors = st.encode(texts, batch_size=batch, normalize_embeddings=True)
+    _sync()
+    return vectors, time.perf_counter() - began
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--texts", type=int, default=None, help="engine corpus size")
+    parser.add_argument("--baseline-texts", type=int, default=None, help="encode corpus size")
+    parser.add_argument("--cpu-batch-sizes", default="16,32,64,128")
+    parser.add_argument("--budgets", default="", help="also time the GPU stage at these fixed "
+                        "token budgets, comma separated")
+    parser.add_argument("--probe", action="store_true", help="run the budget probe first")
+    parser.add_argument("--repeat", type=int, default=2, help="engine runs; the best is kept")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+
+    model_dir = resolve_model_path(args.model)
+    engine = EmbeddingEngine(EngineConfig(model=args.model, device=args.device))
+    gpu = engine.device.type == "cuda"
+    count = args.texts or (200_000 if gpu else 4_000)
+    baseline_count = args.baseline_texts or (10_000 if gpu else 1_000)
+    texts = mixed_corpus(model_dir, count)
+    baseline_texts = texts[:baseline_count]
+    tokens = tokenize(args.model, engine.max_length, texts)
+    baseline_tokens = int(tokens.lengths[:baseline_count].sum())
+    total_tokens = int(tokens.lengths.sum())
+    device_name = torch.cuda.get_device_name() if gpu else f"CPU, {os.cpu_count()} cores"
+    print(f"device: {device_name}; torch {torch.__version__}; commit {commit()}")
+    print(f"corpus: {count} texts, {total_tokens} tokens (mean {total_tokens / count:.1f}); "
+          f"baselines on the first {baseline_count} texts ({baseline_tokens} tokens)")
+
+    rows: list[dict] = []
+
+    def add(name: str, texts_n: int, tokens_n: int, seconds: float, **extra) -> None:
+        rows.append({"row": name, "texts": texts_n, "tokens": tokens_n, "seconds": seconds,
+                     "tokens_per_s": tokens_n / seconds, "texts_per_s": texts_n / seconds,
+                     **extra})
+        print(f"  {name}: {tokens_n / seconds:,.0f} tokens/s", flush=True)
+
+    device = str(engine.device)
+    reference, seconds = run_encode(model_dir, baseline_texts, device, torch.float32, 32)
+    add("encode fp32, batch 32", baseline_count, baseline_tokens, seconds)
+    if gpu:
+        _, seconds = run_encode(model_dir, baseline_texts, device, torch.bfloat16, 256)
+        add("encode bf16, batch 256", baseline_count, baseline_tokens, seconds)
+    else:
+        for size in [int(s) for s in args.cpu_batch_sizes.split(",") if s]:
+            if size == 32:
+                continue
+            _, seconds = run_encode(model_dir, baseline_texts, device, torch.float32, size)
+            add(f"encode fp32, batch {size}", baseline_count, baseline_tokens, seconds)
+
+    probe = None
+    if args.probe and gpu:
+        result = engine.probe()
+        probe = {"budget": result.budget,
+                 "trials": [[t.budget, t.ok, t.peak_bytes] for t in result.trials]}
+        print(f"probe: {probe}")
+
+    engine.warm_up()
+    check = engine.embed(baseline_texts).vectors
+    cosine = float((check * reference).sum(axis=1).min())
+    best = None
+    for _ in range(args.repeat):
+        out = engine.embed(texts)
+        if best is None or out.stats.wall_seconds < best.stats.wall_seconds:
+            best = out
+    meta = best.stats.as_metadata()
+    add("engine end to end", count, total_tokens, best.stats.wall_seconds, stats=meta)
+    ids = [tokens.ids[o : o + n] for o, n in zip(tokens.offsets, tokens.lengths, strict=True)]
+    best_ids = None
+    for _ in range(args.repeat):
+        out = engine.embed_token_ids(ids)
+        if best_ids is None or out.stats.wall_seconds < best_ids.stats.wall_seconds:
+            best_ids = out
+    add(f"engine {'GPU' if gpu else 'model'} stage (pre-tokenized)", count, total_tokens,
+        best_ids.stats.wall_seconds, stats=best_ids.stats.as_metadata())
+    add("engine device time only (sum of batch times)", count, total_tokens,
+        best_ids.stats.gpu_seconds)
+    identical = bool(np.array_equal(best.vectors, best_ids.vectors))
+
+    for budget in [int(b) for b in args.budgets.split(",") if b]:
+        fixed = EmbeddingEngine(EngineConfig(model=args.model, device=args.device,
+                                             token_budget=budget))
+        fixed.embed_token_ids(ids[:2000])
+        out = fixed.embed_token_ids(ids)
+        add(f"GPU stage, fixed budget {budget}", count, total_tokens, out.stats.wall_seconds,
+            stats=out.stats.as_metadata())
+
+    base = rows[0]["tokens_per_s"]
+    print()
+    print(f"device: {device_name}; commit {commit()}; python {platform.python_version()}; "
+          f"torch {torch.__version__}")
+    print(f"engine vs encode fp32: min cosine {cosine:.6f}; end-to-end and pre-tokenized "
+          f"vectors identical: {identical}")
+    print()
+    print("| run | texts | tokens | seconds | tokens/s | texts/s | x encode fp32 b32 |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['row']} | {row['texts']:,} | {row['tokens']:,} | {row['seconds']:.2f} | "
+              f"{row['tokens_per_s']:,.0f} | {row['texts_per_s']:,.0f} | "
+              f"{row['tokens_per_s'] / base:.1f} |")
+    print()
+    print("engine end-to-end stats:", json.dumps(meta))
+    if args.json:
+        args.json.write_text(json.dumps({"device": device_name, "commit": commit(),
+                                         "rows": rows, "min_cosine": cosine, "probe": probe},
+                                        indent=2))
+    engine.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
+from resources.embedding.tokenization import (
+    Tokenized,
+    TokenizerPool,
+    from_token_ids,
+    tokenize,
+    window_sizes,
+)
+
+TEXTS = ["Hello, world!", "", "word " * 400, "Ünïcödé and emoji 🙂 survive tokenization"]
+
+
+def rows(tokenized: Tokenized) -> list[list[int]]:
+    return [
+        tokenized.ids[o : o + n].tolist()
+        for o, n in zip(tokenized.offsets, tokenized.lengths, strict=True)
+    ]
+
+
+def test_matches_the_transformers_tokenizer_with_truncation():
+    reference = AutoTokenizer.from_pretrained(str(resolve_model_path()))
+    expected = reference(TEXTS, truncation=True, max_length=32)["input_ids"]
+    assert rows(tokenize(DEFAULT_MODEL, 32, TEXTS)) == expected
+
+
+def test_pre_tokenized_rows_are_taken_as_they_are():
+    ids = [[101, 7592, 102], [101, 102], np.array([101, 2088, 2003, 102])]
+    tokenized = from_token_ids(ids, max_length=8)
+    assert rows(tokenized) == [[101, 7592, 102], [101, 102], [101, 2088, 2003, 102]]
+
+
+def test_pre_tokenized_rows_longer_than_the_window_are_refused():
+    with pytest.raises(ValueError, match=r"token_ids\[1\] has 9 tokens"):
+        from_token_ids([[101, 102], list(range(9))], max_length=8)
+    with pytest.raises(ValueError, match="empty"):
+        from_token_ids([[101, 102], []], max_length=8)
+
+
+def test_windows_double_up_to_the_largest():
+    assert list(window_sizes(100, first=10, largest=40)) == [(0, 10), (10, 30), (30, 70), (70, 100)]
+    assert list(window_sizes(0, first=10, largest=40)) == []
+
+
+def test_worker_processes_give_the_same_ids():
+    pool = TokenizerPool(DEFAULT_MODEL, 64, workers=1)
+    try:
+        from_worker = pool.submit(TEXTS).result(timeout=120)
+    finally:
+        pool.close()
+    assert rows(from_worker) == rows(tokenize(DEFAULT_MODEL, 64, TEXTS))
