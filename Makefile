@@ -6,7 +6,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: run test lint venv clean
+.PHONY: run test lint ui venv clean
 
 venv: $(VENV)/.installed
 
@@ -22,6 +22,11 @@ run: venv
 
 test: venv
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+# The Dagster UI on http://127.0.0.1:3000, with the project's dagster.yaml.
+ui: venv
+	mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 $(BIN)/dagster dev -w workspace.yaml
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,6 +1,5 @@
 """Stage 1: a shard's records, validated and normalized; bad records go to quarantine."""
 
-from __future__ import annotations
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 

@@ -1,6 +1,5 @@
 """Stage 4: the shard's chunks in Weaviate, exactly once, with stale chunks removed."""
 
-from __future__ import annotations
 
 from dagster import (
     AssetCheckExecutionContext,

@@ -36,10 +36,11 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_resources
     from resources.weaviate.search import nearest_chunks
 
-    weaviate, embedder = defs.resources["weaviate"], defs.resources["embedder"]
+    resources = build_resources(resolved=True)
+    weaviate, embedder = resources["weaviate"], resources["embedder"]
     vector = embedder.embed([args.text]).vectors[0]
     with weaviate.client() as client:
         hits = nearest_chunks(client, args.collection or weaviate.collection, vector, k=args.k)

@@ -24,34 +24,39 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = str(PROJECT_ROOT / ".data")
 
 
-def _env(name: str, default):
-    return EnvVar(name) if os.environ.get(name) else default
+def build_resources(resolved: bool = False) -> dict:
+    """The project's resources, configured from the environment.
 
+    For Dagster they hold `EnvVar`s, which the UI shows by name and resolves at run time; with
+    `resolved=True` they hold plain values, for commands that use them outside a run.
+    """
 
-def _env_int(name: str, default: int):
-    return EnvVar.int(name) if os.environ.get(name) else default
+    def env(name: str, default, kind=str):
+        value = os.environ.get(name)
+        if not value:
+            return default
+        if resolved:
+            return kind(value)
+        return EnvVar.int(name) if kind is int else EnvVar(name)
 
-
-def build_resources() -> dict:
-    data_dir = _env("INDEXER_DATA_DIR", DEFAULT_DATA_DIR)
     data_dir_value = os.environ.get("INDEXER_DATA_DIR") or DEFAULT_DATA_DIR
+    data_dir = env("INDEXER_DATA_DIR", DEFAULT_DATA_DIR)
     return {
         "corpus": CorpusResource(
-            corpus_path=_env("CORPUS_PATH", str(Path(data_dir_value) / "corpus")),
-            shard_size=_env_int("SHARD_SIZE", 1000),
+            corpus_path=env("CORPUS_PATH", str(Path(data_dir_value) / "corpus")),
+            shard_size=env("SHARD_SIZE", 1000, int),
             data_dir=data_dir,
         ),
-        "embedder": EmbeddingResource(
-            device=_env("EMBEDDING_DEVICE", "auto"),
-            data_dir=data_dir,
-        ),
+        "embedder": EmbeddingResource(device=env("EMBEDDING_DEVICE", "auto"), data_dir=data_dir),
         "weaviate": WeaviateResource(
-            mode=_env("WEAVIATE_MODE", "auto"),
-            url=_env("WEAVIATE_URL", None),
-            grpc_port=_env_int("WEAVIATE_GRPC_PORT", 50051),
-            api_key=_env("WEAVIATE_API_KEY", None),
-            collection=_env("WEAVIATE_COLLECTION", "Chunks"),
+            mode=env("WEAVIATE_MODE", "auto"),
+            url=env("WEAVIATE_URL", None),
+            grpc_port=env("WEAVIATE_GRPC_PORT", 50051, int),
+            api_key=env("WEAVIATE_API_KEY", None),
+            collection=env("WEAVIATE_COLLECTION", "Chunks"),
             data_dir=data_dir,
+            sandbox_port=env("WEAVIATE_SANDBOX_PORT", 8090, int),
+            sandbox_grpc_port=env("WEAVIATE_SANDBOX_GRPC_PORT", 50060, int),
         ),
     }
 

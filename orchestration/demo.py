@@ -7,11 +7,14 @@ project), so `dagster dev` shows them afterwards, with each partition's metadata
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _SHOWN = ("documents", "chunks", "objects")
+# Step events go to the Dagster instance (and the UI); the terminal gets warnings and the summary.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _configure_environment(data_dir: Path, shard_size: int) -> Path:
@@ -20,6 +23,8 @@ def _configure_environment(data_dir: Path, shard_size: int) -> Path:
     os.environ.setdefault("SHARD_SIZE", str(shard_size))
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     return corpus
 
 
@@ -27,11 +32,12 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
     corpus_dir = _configure_environment(data_dir, shard_size)
     from dagster import DagsterInstance
 
-    from orchestration.definitions import defs
+    from orchestration.definitions import build_resources, defs
     from resources.corpus.sample import SampleSpec, write_sample_corpus
+    from resources.weaviate.connection import sandbox_running, stop_sandbox
 
     if not (corpus_dir / "corpus_stats.json").is_file():
-        spec = SampleSpec(docs=docs, median_tokens=400, max_tokens=8000, docs_per_file=100)
+        spec = SampleSpec(docs=docs, median_tokens=250, max_tokens=4000, docs_per_file=100)
         stats = write_sample_corpus(corpus_dir, spec)
         print(
             f"sample corpus: {stats['documents']} documents, {stats['tokens']} tokens "
@@ -41,17 +47,24 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
         print(f"corpus: {corpus_dir}")
 
     instance = DagsterInstance.get()
-    registered = defs.get_job_def("register_shards").execute_in_process(instance=instance)
+    registered = defs.resolve_job_def("register_shards").execute_in_process(
+        instance=instance, run_config=_QUIET
+    )
     keys: list[str] = registered.output_for_node("register_corpus_shards")
-    weaviate = defs.resources["weaviate"]
+    resources = build_resources(resolved=True)
+    weaviate = resources["weaviate"]
     print(f"{len(keys)} shard partitions registered")
-    print(f"Weaviate: {weaviate.target().description}")
+    target = weaviate.target()
+    print(f"Weaviate: {target.description}")
+    sandbox_was_running = target.mode == "sandbox" and sandbox_running(target.settings)
 
-    job = defs.get_job_def("index_shards")
+    job = defs.resolve_job_def("index_shards")
     failed: list[str] = []
     started = time.perf_counter()
     for key in keys:
-        result = job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+        result = job.execute_in_process(
+            partition_key=key, instance=instance, raise_on_error=False, run_config=_QUIET
+        )
         metadata = _materialization_metadata(result)
         status = "ok" if result.success else "FAILED"
         counts = " ".join(f"{name}={metadata.get(name, '?')}" for name in _SHOWN)
@@ -60,7 +73,10 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
             failed.append(key)
     seconds = time.perf_counter() - started
     print(f"indexed {len(keys) - len(failed)}/{len(keys)} shards in {seconds:.1f}s")
-    _print_collection_and_search(defs, query)
+    _print_collection_and_search(resources, query)
+    if target.mode == "sandbox" and not sandbox_was_running:
+        stop_sandbox(target.settings)
+        print("stopped the sandbox server this command started; its data stays in the data dir")
     if failed:
         print(f"failed shards: {', '.join(failed)}; re-run them from the UI or with this command")
         return 1
@@ -76,20 +92,25 @@ def _materialization_metadata(result) -> dict:
     return merged
 
 
-def _print_collection_and_search(defs, query: str | None) -> None:
+def _print_collection_and_search(resources: dict, query: str | None) -> None:
+    from weaviate.classes.query import Filter
+
     from resources.weaviate.search import nearest_chunks
 
-    weaviate = defs.resources["weaviate"]
-    embedder = defs.resources["embedder"]
+    weaviate = resources["weaviate"]
+    embedder = resources["embedder"]
     with weaviate.client() as client:
         collection = client.collections.get(weaviate.collection)
         total = collection.aggregate.over_all(total_count=True).total_count
         print(f"collection {weaviate.collection}: {total} objects")
         if query is None:
-            first = next(iter(collection.iterator(return_properties=["text", "doc_id"])), None)
-            if first is None:
+            first = collection.query.fetch_objects(
+                filters=Filter.by_property("chunk_index").equal(0), limit=1
+            ).objects
+            if not first:
                 return
-            query = str(first.properties["text"]).split(".")[0]
+            query = str(first[0].properties["text"]).split(".")[0] + "."
+            print(f"(the query is the first sentence of {first[0].properties['doc_id']})")
         vector = embedder.embed([query]).vectors[0]
         print(f"search: {query!r}")
         for hit in nearest_chunks(client, weaviate.collection, vector, k=5):

@@ -1,7 +1,5 @@
 """Jobs: register the corpus's shards as partitions, and index shards end to end."""
 
-from __future__ import annotations
-
 from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
 
 from orchestration.partitions import shard_partitions

@@ -11,8 +11,10 @@ batching threads can hang there), and API keys are never part of a description o
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -199,6 +201,10 @@ def _ready(port: int) -> bool:
         return False
 
 
+def sandbox_running(s: ConnectionSettings) -> bool:
+    return _ready(s.sandbox_port)
+
+
 def sandbox_pid_file(data_dir: str | Path) -> Path:
     return Path(data_dir) / "sandbox" / "server.pid"
 
@@ -213,23 +219,46 @@ def ensure_sandbox(s: ConnectionSettings, wait_seconds: float = 60.0) -> None:
         return
     data = Path(s.data_dir) / "sandbox"
     data.mkdir(parents=True, exist_ok=True)
-    if not _listening(s.sandbox_port):
-        log = open(data / "server.log", "ab")  # noqa: SIM115 - handed to the child process
+    # Runs of a backfill start together: the lock lets one of them start the server.
+    with open(data / "start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _listening(s.sandbox_port):
+            _spawn_sandbox(s, data)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if _ready(s.sandbox_port):
+                return
+            time.sleep(0.2)
+    raise WeaviateConnectionError(
+        f"the sandbox server did not become ready on 127.0.0.1:{s.sandbox_port} within "
+        f"{wait_seconds:.0f}s; see {data / 'server.log'}"
+    )
+
+
+def _spawn_sandbox(s: ConnectionSettings, data: Path) -> None:
+    with open(data / "server.log", "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "orchestration.cli", "sandbox",
              "--port", str(s.sandbox_port), "--grpc-port", str(s.sandbox_grpc_port),
              "--data-dir", str(data / "data")],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2], env={**os.environ},
+            cwd=Path(__file__).resolve().parents[2],
         )  # fmt: skip
-        log.close()
-        sandbox_pid_file(s.data_dir).write_text(str(process.pid))
+    sandbox_pid_file(s.data_dir).write_text(str(process.pid))
+
+
+def stop_sandbox(s: ConnectionSettings, wait_seconds: float = 10.0) -> bool:
+    """Stop the sandbox process this data directory started; False when none was running."""
+    pid_file = sandbox_pid_file(s.data_dir)
+    if not pid_file.is_file():
+        return False
+    pid = int(pid_file.read_text())
+    pid_file.unlink()
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
     deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if _ready(s.sandbox_port):
-            return
-        time.sleep(0.2)
-    raise WeaviateConnectionError(
-        f"the sandbox server did not become ready on 127.0.0.1:{s.sandbox_port} within "
-        f"{wait_seconds:.0f}s; see {data / 'server.log'}"
-    )
+    while time.monotonic() < deadline and _listening(s.sandbox_port):
+        time.sleep(0.1)
+    return True
