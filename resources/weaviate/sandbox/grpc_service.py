@@ -63,7 +63,10 @@ def _unimplemented(feature: str) -> Callable[..., Any]:
 
 
 class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
-    """Serves one `Store`; `faults` lets tests make batch calls fail on purpose."""
+    """Serves one `Store`; `faults` lets tests make batch calls fail on purpose.
+
+    Method names are the RPC names of the generated servicer, hence the CamelCase.
+    """
 
     def __init__(self, store: Store, faults: Faults) -> None:
         self.store = store
@@ -76,7 +79,7 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
             raise NotFound(f"could not find class {name} in schema") from exc
 
     @_translating
-    def BatchObjects(  # noqa: N802 - the gRPC method name
+    def BatchObjects(
         self, request: batch_pb2.BatchObjectsRequest, context: grpc.ServicerContext
     ) -> batch_pb2.BatchObjectsReply:
         start = time.perf_counter()
@@ -113,7 +116,7 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
         )
 
     @_translating
-    def BatchDelete(  # noqa: N802
+    def BatchDelete(
         self, request: batch_delete_pb2.BatchDeleteRequest, context: grpc.ServicerContext
     ) -> batch_delete_pb2.BatchDeleteReply:
         start = time.perf_counter()
@@ -145,7 +148,7 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
         )
 
     @_translating
-    def Search(  # noqa: N802
+    def Search(
         self, request: search_get_pb2.SearchRequest, context: grpc.ServicerContext
     ) -> search_get_pb2.SearchReply:
         start = time.perf_counter()
@@ -211,7 +214,7 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
                 )
 
     @_translating
-    def Aggregate(  # noqa: N802
+    def Aggregate(
         self, request: aggregate_pb2.AggregateRequest, context: grpc.ServicerContext
     ) -> aggregate_pb2.AggregateReply:
         start = time.perf_counter()

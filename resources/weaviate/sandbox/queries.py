@@ -8,7 +8,9 @@ the store lock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from weaviate.proto.v1 import base_pb2, base_search_pb2, search_get_pb2
@@ -113,28 +115,26 @@ def _near_vector(
     return [Hit(collection.at_slot(int(slots[i])), float(distances[i])) for i in order]
 
 
+def _sort_key(collection: Collection, path: str) -> Callable[[StoredObject], Any]:
+    if path == "_id":
+        return lambda o: o.uuid
+    if path in ("_creationTimeUnix", "_lastUpdateTimeUnix"):
+        attr = "created_ms" if path == "_creationTimeUnix" else "updated_ms"
+        return lambda o: getattr(o, attr)
+    prop = property_map(collection.schema).get(path)
+    if prop is None:
+        raise SandboxError(f"no such prop with name '{path}' found in class '{collection.name}'")
+    if prop["dataType"][0] == "date":
+        return lambda o: None if o.properties.get(path) is None else parse_date(o.properties[path])
+    return lambda o: o.properties.get(path)
+
+
 def _sort(collection: Collection, objs: list[StoredObject], sort_by: list) -> list[StoredObject]:
-    props = property_map(collection.schema)
+    """Stable multi-key sort, last key first; objects without the value sort first ascending."""
     for sort in reversed(sort_by):
-        path = sort.path[0] if len(sort.path) == 1 else None
-        if path is None:
+        if len(sort.path) != 1:
             raise Unsupported("sorting on reference paths")
-        if path == "_id":
-            key = lambda o: o.uuid  # noqa: E731
-        elif path in ("_creationTimeUnix", "_lastUpdateTimeUnix"):
-            attr = "created_ms" if path == "_creationTimeUnix" else "updated_ms"
-            key = lambda o, a=attr: getattr(o, a)  # noqa: E731
-        elif path in props:
-            is_date = props[path]["dataType"][0] == "date"
-
-            def key(o: StoredObject, p: str = path, d: bool = is_date) -> object:
-                value = o.properties.get(p)
-                return parse_date(value) if d and value is not None else value
-
-        else:
-            raise SandboxError(
-                f"no such prop with name '{path}' found in class '{collection.name}'"
-            )
+        key = _sort_key(collection, sort.path[0])
         present = [o for o in objs if key(o) is not None]
         missing = [o for o in objs if key(o) is None]
         present.sort(key=key, reverse=not sort.ascending)

@@ -296,9 +296,9 @@ def make_http_server(host: str, port: int, api: RestApi) -> ThreadingHTTPServer:
             if self.command != "HEAD":
                 self.wfile.write(data)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve  # noqa: N815
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             """Silent: the sandbox runs inside test processes."""
 
     server = ThreadingHTTPServer((host, port), Handler)

@@ -18,7 +18,7 @@ import pytest
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, MetadataQuery, Sort
 from weaviate.collections import Collection
 from weaviate.exceptions import UnexpectedStatusCodeError
 from weaviate.util import generate_uuid5
@@ -124,6 +124,16 @@ def test_lowercase_name_is_capitalized(client: weaviate.WeaviateClient, name: st
     )
     assert response.json()["class"] == name
     assert client.collections.exists(name)
+
+
+def test_invalid_class_is_rejected(client: weaviate.WeaviateClient, name: str) -> None:
+    response = client._connection.post(
+        "/schema",
+        weaviate_object={"class": name, "properties": [{"name": "bad name", "dataType": ["text"]}]},
+        status_codes=None,
+    )
+    assert response.status_code == 422
+    assert not client.collections.exists(name)
 
 
 def test_shards_and_nodes(client: weaviate.WeaviateClient, name: str) -> None:
@@ -425,6 +435,9 @@ def test_fetch_limit_offset_and_iterator(client: weaviate.WeaviateClient, name: 
     seen = [o.uuid for o in collection.iterator(cache_size=10)]
     assert len(seen) == 25 and len(set(seen)) == 25
     assert seen == sorted(seen, key=str)
+
+    descending = collection.query.fetch_objects(sort=Sort.by_property("n", ascending=False))
+    assert [o.properties["n"] for o in descending.objects] == list(range(24, 14, -1))
 
     with_vectors = list(collection.iterator(include_vector=True, cache_size=10))
     by_n = {o.properties["n"]: o.vector["default"] for o in with_vectors}

@@ -6,7 +6,7 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -15,6 +15,7 @@ import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, GroupBy
+from weaviate.collections import Collection
 from weaviate.exceptions import (
     UnexpectedStatusCodeError,
     WeaviateBatchError,
@@ -116,7 +117,7 @@ def memory_sandbox() -> Iterator[SandboxServer]:
 
 
 @pytest.fixture
-def docs(memory_sandbox: SandboxServer) -> Iterator[weaviate.collections.Collection]:
+def docs(memory_sandbox: SandboxServer) -> Iterator[Collection]:
     with _client(memory_sandbox) as client:
         collection = client.collections.create(
             "Unsupported", vector_config=Configure.Vectors.self_provided()
@@ -141,13 +142,17 @@ def docs(memory_sandbox: SandboxServer) -> Iterator[weaviate.collections.Collect
         ),
     ],
 )
-def test_unsupported_queries_answer_unimplemented(docs, query, feature: str) -> None:  # noqa: ANN001
+def test_unsupported_queries_answer_unimplemented(
+    docs: Collection, query: Callable[[Collection], object], feature: str
+) -> None:
     with pytest.raises(WeaviateQueryError) as err:
         query(docs)
     assert f"the Weaviate sandbox does not implement {feature}" in str(err.value)
 
 
-def test_unsupported_calls_name_the_feature(docs, memory_sandbox: SandboxServer) -> None:  # noqa: ANN001
+def test_unsupported_calls_name_the_feature(
+    docs: Collection, memory_sandbox: SandboxServer
+) -> None:
     with pytest.raises(WeaviateQueryError) as err:
         docs.aggregate.over_all(group_by="text")
     assert "does not implement grouped aggregations" in str(err.value)
@@ -169,7 +174,7 @@ def test_unsupported_calls_name_the_feature(docs, memory_sandbox: SandboxServer)
     assert "multi-tenancy" in rpc_err.value.details()
 
 
-def test_injected_batch_failures(docs, memory_sandbox: SandboxServer) -> None:  # noqa: ANN001
+def test_injected_batch_failures(docs: Collection, memory_sandbox: SandboxServer) -> None:
     memory_sandbox.faults.fail_next_batches(1, grpc.StatusCode.RESOURCE_EXHAUSTED)
     with pytest.raises(WeaviateBatchError, match="injected fault: RESOURCE_EXHAUSTED"):
         docs.data.insert_many([DataObject({"text": "a"}, vector=[0.0, 1.0])])
