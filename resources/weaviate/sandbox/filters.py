@@ -9,7 +9,6 @@ lengths raise `Unsupported` rather than guessing.
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import uuid as uuid_lib
 from collections.abc import Callable
@@ -17,28 +16,15 @@ from typing import Any
 
 from weaviate.proto.v1 import base_pb2
 
+from resources.weaviate.sandbox.atoms import normalizer
 from resources.weaviate.sandbox.errors import SandboxError, Unsupported
-from resources.weaviate.sandbox.schema import parse_date, property_map
-from resources.weaviate.sandbox.store import Collection, StoredObject
+from resources.weaviate.sandbox.schema import property_map
+from resources.weaviate.sandbox.store import INDEXED_TYPES, Collection, StoredObject
 
 Predicate = Callable[[StoredObject], bool]
 F = base_pb2.Filters
 
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _TIMESTAMPS = {"_creationTimeUnix": "created_ms", "_lastUpdateTimeUnix": "updated_ms"}
-
-
-def tokenize(text: str, tokenization: str) -> list[str]:
-    if tokenization == "word":
-        return [t.lower() for t in _WORD.findall(text)]
-    if tokenization == "lowercase":
-        return text.lower().split()
-    if tokenization == "whitespace":
-        return text.split()
-    if tokenization == "field":
-        stripped = text.strip()
-        return [stripped] if stripped else []
-    raise Unsupported(f"filtering on text with {tokenization!r} tokenization")
 
 
 def _like_regex(pattern: str) -> re.Pattern[str]:
@@ -65,56 +51,6 @@ def _raw_value(f: F) -> Any:
         raise Unsupported("geo-range filters")
     value = getattr(f, kind)
     return list(value.values) if kind.endswith("_array") else value
-
-
-def _timestamp_ms(value: Any) -> int:
-    if isinstance(value, str):
-        return int(value) if value.isdigit() else int(parse_date(value).timestamp() * 1000)
-    if isinstance(value, bool):
-        raise SandboxError("a timestamp filter needs a date or milliseconds")
-    return int(value)
-
-
-def _normalizer(dtype: str, prop: dict[str, Any] | None) -> Callable[[Any], list[Any]]:
-    """Turns a stored value or a filter operand into comparable atoms (a list)."""
-    base = dtype.removesuffix("[]")
-    if base == "text":
-        tokenization = prop["tokenization"] if prop else "word"
-
-        def text_atoms(value: Any) -> list[Any]:
-            out: list[str] = []
-            for v in value if isinstance(value, list) else [value]:
-                if not isinstance(v, str):
-                    raise SandboxError(f"text filter needs a text value, got {v!r}")
-                out.extend(tokenize(v, tokenization))
-            return out
-
-        return text_atoms
-
-    def convert(v: Any) -> Any:
-        if base in ("int", "number"):
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise SandboxError(f"{base} filter needs a number, got {v!r}")
-            return v
-        if base == "boolean":
-            if not isinstance(v, bool):
-                raise SandboxError(f"boolean filter needs a boolean, got {v!r}")
-            return v
-        if base == "date":
-            return v if isinstance(v, dt.datetime) else parse_date(str(v))
-        if base == "uuid":
-            return str(uuid_lib.UUID(str(v)))
-        if base == "timestamp":
-            return _timestamp_ms(v)
-        raise Unsupported(f"filters on {dtype} properties")
-
-    def atoms(value: Any) -> list[Any]:
-        try:
-            return [convert(v) for v in (value if isinstance(value, list) else [value])]
-        except ValueError as exc:
-            raise SandboxError(f"invalid {base} filter value {value!r}: {exc}") from exc
-
-    return atoms
 
 
 def _getter(path: str) -> Callable[[StoredObject], Any]:
@@ -150,7 +86,7 @@ def _leaf(f: F, collection: Collection) -> Predicate:
         want_null = bool(_raw_value(f))
         return lambda obj: (get(obj) in (None, [])) == want_null
 
-    normalize = _normalizer(dtype, prop)
+    normalize = normalizer(dtype, prop)
     raw = _raw_value(f)
     is_text = dtype.removesuffix("[]") == "text"
 
@@ -232,23 +168,49 @@ def compile_filter(f: F, collection: Collection) -> Predicate:
     return _leaf(f, collection)
 
 
-def candidate_ids(f: F) -> list[str] | None:
-    """UUIDs a filter is limited to, when it pins `_id`; lets by-id lookups skip the scan."""
-    if f.operator == F.OPERATOR_AND:
-        for sub in f.filters:
-            found = candidate_ids(sub)
-            if found is not None:
-                return found
-        return None
-    if not (f.HasField("target") and f.target.WhichOneof("target") == "property"):
-        return None
-    if f.target.property != "_id":
-        return None
-    try:
+def _leaf_candidates(f: F, collection: Collection) -> set[str] | None:
+    path = _path(f)
+    if path == "_id":
+        values = list(f.value_text_array.values) if f.HasField("value_text_array") else None
         if f.operator == F.OPERATOR_EQUAL and f.HasField("value_text"):
-            return [str(uuid_lib.UUID(f.value_text))]
-        if f.operator == F.OPERATOR_CONTAINS_ANY and f.HasField("value_text_array"):
-            return [str(uuid_lib.UUID(v)) for v in f.value_text_array.values]
-    except ValueError:
-        return []
-    return None
+            values = [f.value_text]
+        if f.operator not in (F.OPERATOR_EQUAL, F.OPERATOR_CONTAINS_ANY) or values is None:
+            return None
+        try:
+            return {str(uuid_lib.UUID(v)) for v in values}
+        except ValueError:
+            return set()
+    if f.operator not in (F.OPERATOR_EQUAL, F.OPERATOR_CONTAINS_ANY, F.OPERATOR_CONTAINS_ALL):
+        return None
+    prop = property_map(collection.schema).get(path)
+    if prop is None or prop["dataType"][0] not in INDEXED_TYPES:
+        return None
+    index = collection.equality_index(path)
+    normalize = normalizer(prop["dataType"][0], prop)
+    raw = _raw_value(f)
+    groups = [normalize(v) for v in (raw if isinstance(raw, list) else [raw])]
+
+    def having_all(atoms: list[Any]) -> set[str]:
+        sets = sorted((index.get(a, set()) for a in set(atoms)), key=len)
+        return set.intersection(*sets) if sets else set()
+
+    if f.operator == F.OPERATOR_CONTAINS_ANY:
+        return set().union(*(having_all(g) for g in groups))
+    return having_all([a for g in groups for a in g])
+
+
+def candidate_ids(f: F, collection: Collection) -> set[str] | None:
+    """A superset of the UUIDs matching `f`, from `_id` or the equality index; None = scan.
+
+    The predicate still decides; this only narrows which objects it has to look at, which
+    turns `doc_id == X` over a million objects from a scan into a lookup.
+    """
+    if f.operator in (F.OPERATOR_AND, F.OPERATOR_OR):
+        found = [candidate_ids(sub, collection) for sub in f.filters]
+        known = [c for c in found if c is not None]
+        if f.operator == F.OPERATOR_AND:
+            return set.intersection(*sorted(known, key=len)) if known else None
+        return set().union(*known) if known and len(known) == len(found) else None
+    if f.operator == F.OPERATOR_NOT:
+        return None
+    return _leaf_candidates(f, collection)

@@ -35,11 +35,11 @@ def select(collection: Collection, filters: base_pb2.Filters | None) -> list[Sto
     if filters is None:
         return list(collection.objects.values())
     predicate = compile_filter(filters, collection)
-    ids = candidate_ids(filters)
-    if ids is not None:
-        pool = [collection.objects[u] for u in dict.fromkeys(ids) if u in collection.objects]
-    else:
-        pool = collection.objects.values()
+    ids = candidate_ids(filters, collection)
+    if ids is None:
+        return [obj for obj in collection.objects.values() if predicate(obj)]
+    pool = [collection.objects[u] for u in ids if u in collection.objects]
+    pool.sort(key=lambda o: o.seq)
     return [obj for obj in pool if predicate(obj)]
 
 

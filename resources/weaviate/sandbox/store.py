@@ -20,9 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from resources.weaviate.sandbox import atoms
 from resources.weaviate.sandbox import schema as schema_mod
 from resources.weaviate.sandbox.errors import AlreadyExists, NotFound, SandboxError
 from resources.weaviate.sandbox.oplog import LoggedObject, OpLog, encode_delete, encode_put, replay
+
+# Types the equality index covers: their atoms are hashable and compared by equality.
+INDEXED_TYPES = {"text", "int", "number", "boolean", "uuid", "date", "text[]", "int[]", "uuid[]"}
 
 
 def now_ms() -> int:
@@ -36,6 +40,7 @@ class StoredObject:
     created_ms: int
     updated_ms: int
     slot: int
+    seq: int  # write order, Weaviate's doc-id order for listings
 
 
 @dataclass
@@ -107,6 +112,9 @@ class Collection:
         self._slot_ids: list[str | None] = []
         self._next_slot = 0
         self._sorted_ids: list[str] | None = None
+        self._seq = 0
+        # property -> atom -> uuids; built on the first equality filter on the property.
+        self._indexes: dict[str, dict[Any, set[str]]] = {}
         self._dir = directory
         self._log: OpLog | None = None
         if directory is not None:
@@ -189,8 +197,13 @@ class Collection:
             self._sorted_ids = None
         if times is not None:
             created, stamp = times.created_ms, times.updated_ms
-        obj = StoredObject(uuid, properties, created, stamp, slot)
+        self._seq += 1
+        obj = StoredObject(uuid, properties, created, stamp, slot, self._seq)
+        if old is not None:
+            self._unindex(old)
+            del self.objects[uuid]  # re-inserted last, like the new doc id Weaviate assigns
         self.objects[uuid] = obj
+        self._index(obj)
         for name, by_slot in pending.items():
             by_slot.pop(slot, None)
             if name in vectors:
@@ -209,6 +222,7 @@ class Collection:
         obj = self.objects.pop(uuid, None)
         if obj is None:
             return False
+        self._unindex(obj)
         for space in self.spaces.values():
             space.clear(obj.slot)
         self._free_slots.append(obj.slot)
@@ -294,6 +308,39 @@ class Collection:
         if deleted and self._log is not None:
             self._log.append(encode_delete(deleted))
         return deleted
+
+    # -- equality index ----------------------------------------------------------------------
+    def _atoms(self, name: str, obj: StoredObject) -> set[Any]:
+        value = obj.properties.get(name)
+        if value is None:
+            return set()
+        prop = schema_mod.property_map(self.schema)[name]
+        return set(atoms.normalizer(prop["dataType"][0], prop)(value))
+
+    def _index(self, obj: StoredObject) -> None:
+        for name, index in self._indexes.items():
+            for atom in self._atoms(name, obj):
+                index.setdefault(atom, set()).add(obj.uuid)
+
+    def _unindex(self, obj: StoredObject) -> None:
+        for name, index in self._indexes.items():
+            for atom in self._atoms(name, obj):
+                holders = index.get(atom)
+                if holders is not None:
+                    holders.discard(obj.uuid)
+                    if not holders:
+                        del index[atom]
+
+    def equality_index(self, name: str) -> dict[Any, set[str]]:
+        """Atom -> UUIDs for one property, kept current by every later write."""
+        index = self._indexes.get(name)
+        if index is None:
+            index = {}
+            for obj in self.objects.values():
+                for atom in self._atoms(name, obj):
+                    index.setdefault(atom, set()).add(obj.uuid)
+            self._indexes[name] = index
+        return index
 
     # -- reads -------------------------------------------------------------------------------
     def ids_after(self, after: str, limit: int) -> list[StoredObject]:

@@ -218,6 +218,9 @@ def test_batch_overwrite_is_idempotent(client: weaviate.WeaviateClient, name: st
                 )
         assert collection.batch.failed_objects == []
     assert len(collection) == 5
+    by_doc = Filter.by_property("doc_id")
+    assert collection.query.fetch_objects(filters=by_doc.equal("v1-3")).objects == []
+    assert len(collection.query.fetch_objects(filters=by_doc.equal("v2-3")).objects) == 1
     obj = collection.query.fetch_object_by_id(generate_uuid5(3), include_vector=True)
     assert obj is not None and obj.properties["doc_id"] == "v2-3"
     assert obj.vector["default"] == pytest.approx([0.0, 1.0, 3.0])
