@@ -20,6 +20,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def run_encode(model_dir: Path, texts: list[str], device: str, dtype: torch.dtyp
 
 def commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -69,9 +71,17 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=None, help="engine corpus size")
     parser.add_argument("--baseline-texts", type=int, default=None, help="encode corpus size")
     parser.add_argument("--cpu-batch-sizes", default="16,32,64,128")
-    parser.add_argument("--budgets", default="", help="also time the GPU stage at these fixed "
-                        "token budgets, comma separated")
-    parser.add_argument("--probe", action="store_true", help="run the budget probe first")
+    parser.add_argument(
+        "--budgets",
+        default="",
+        help="also time the GPU stage at these fixed token budgets, comma separated",
+    )
+    parser.add_argument(
+        "--probe-max",
+        type=int,
+        default=0,
+        help="run the budget probe (GPU) with this largest budget, to show where memory ends",
+    )
     parser.add_argument("--repeat", type=int, default=2, help="engine runs; the best is kept")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -88,15 +98,25 @@ def main() -> None:
     total_tokens = int(tokens.lengths.sum())
     device_name = torch.cuda.get_device_name() if gpu else f"CPU, {os.cpu_count()} cores"
     print(f"device: {device_name}; torch {torch.__version__}; commit {commit()}")
-    print(f"corpus: {count} texts, {total_tokens} tokens (mean {total_tokens / count:.1f}); "
-          f"baselines on the first {baseline_count} texts ({baseline_tokens} tokens)")
+    print(
+        f"corpus: {count} texts, {total_tokens} tokens (mean {total_tokens / count:.1f}); "
+        f"baselines on the first {baseline_count} texts ({baseline_tokens} tokens)"
+    )
 
     rows: list[dict] = []
 
     def add(name: str, texts_n: int, tokens_n: int, seconds: float, **extra) -> None:
-        rows.append({"row": name, "texts": texts_n, "tokens": tokens_n, "seconds": seconds,
-                     "tokens_per_s": tokens_n / seconds, "texts_per_s": texts_n / seconds,
-                     **extra})
+        rows.append(
+            {
+                "row": name,
+                "texts": texts_n,
+                "tokens": tokens_n,
+                "seconds": seconds,
+                "tokens_per_s": tokens_n / seconds,
+                "texts_per_s": texts_n / seconds,
+                **extra,
+            }
+        )
         print(f"  {name}: {tokens_n / seconds:,.0f} tokens/s", flush=True)
 
     device = str(engine.device)
@@ -113,11 +133,19 @@ def main() -> None:
             add(f"encode fp32, batch {size}", baseline_count, baseline_tokens, seconds)
 
     probe = None
-    if args.probe and gpu:
-        result = engine.probe()
-        probe = {"budget": result.budget,
-                 "trials": [[t.budget, t.ok, t.peak_bytes] for t in result.trials]}
-        print(f"probe: {probe}")
+    if args.probe_max and gpu:
+        with tempfile.TemporaryDirectory() as data_dir:
+            prober = EmbeddingEngine(
+                EngineConfig(model=args.model, max_budget=args.probe_max, data_dir=data_dir)
+            )
+            began = time.perf_counter()
+            result = prober.probe()
+            probe = {
+                "budget": result.budget,
+                "seconds": time.perf_counter() - began,
+                "trials": [[t.budget, t.ok, t.peak_bytes] for t in result.trials],
+            }
+        print(f"probe at length {engine.max_length}: {probe}")
 
     engine.warm_up()
     check = engine.embed(baseline_texts).vectors
@@ -135,39 +163,69 @@ def main() -> None:
         out = engine.embed_token_ids(ids)
         if best_ids is None or out.stats.wall_seconds < best_ids.stats.wall_seconds:
             best_ids = out
-    add(f"engine {'GPU' if gpu else 'model'} stage (pre-tokenized)", count, total_tokens,
-        best_ids.stats.wall_seconds, stats=best_ids.stats.as_metadata())
-    add("engine device time only (sum of batch times)", count, total_tokens,
-        best_ids.stats.gpu_seconds)
+    add(
+        f"engine {'GPU' if gpu else 'model'} stage (pre-tokenized)",
+        count,
+        total_tokens,
+        best_ids.stats.wall_seconds,
+        stats=best_ids.stats.as_metadata(),
+    )
+    add(
+        "engine device time only (sum of batch times)",
+        count,
+        total_tokens,
+        best_ids.stats.gpu_seconds,
+    )
     identical = bool(np.array_equal(best.vectors, best_ids.vectors))
 
     for budget in [int(b) for b in args.budgets.split(",") if b]:
-        fixed = EmbeddingEngine(EngineConfig(model=args.model, device=args.device,
-                                             token_budget=budget))
+        fixed = EmbeddingEngine(
+            EngineConfig(model=args.model, device=args.device, token_budget=budget)
+        )
         fixed.embed_token_ids(ids[:2000])
         out = fixed.embed_token_ids(ids)
-        add(f"GPU stage, fixed budget {budget}", count, total_tokens, out.stats.wall_seconds,
-            stats=out.stats.as_metadata())
+        add(
+            f"GPU stage, fixed budget {budget}",
+            count,
+            total_tokens,
+            out.stats.wall_seconds,
+            stats=out.stats.as_metadata(),
+        )
 
     base = rows[0]["tokens_per_s"]
     print()
-    print(f"device: {device_name}; commit {commit()}; python {platform.python_version()}; "
-          f"torch {torch.__version__}")
-    print(f"engine vs encode fp32: min cosine {cosine:.6f}; end-to-end and pre-tokenized "
-          f"vectors identical: {identical}")
+    print(
+        f"device: {device_name}; commit {commit()}; python {platform.python_version()}; "
+        f"torch {torch.__version__}"
+    )
+    print(
+        f"engine vs encode fp32: min cosine {cosine:.6f}; end-to-end and pre-tokenized "
+        f"vectors identical: {identical}"
+    )
     print()
     print("| run | texts | tokens | seconds | tokens/s | texts/s | x encode fp32 b32 |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['row']} | {row['texts']:,} | {row['tokens']:,} | {row['seconds']:.2f} | "
-              f"{row['tokens_per_s']:,.0f} | {row['texts_per_s']:,.0f} | "
-              f"{row['tokens_per_s'] / base:.1f} |")
+        print(
+            f"| {row['row']} | {row['texts']:,} | {row['tokens']:,} | {row['seconds']:.2f} | "
+            f"{row['tokens_per_s']:,.0f} | {row['texts_per_s']:,.0f} | "
+            f"{row['tokens_per_s'] / base:.1f} |"
+        )
     print()
     print("engine end-to-end stats:", json.dumps(meta))
     if args.json:
-        args.json.write_text(json.dumps({"device": device_name, "commit": commit(),
-                                         "rows": rows, "min_cosine": cosine, "probe": probe},
-                                        indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": device_name,
+                    "commit": commit(),
+                    "rows": rows,
+                    "min_cosine": cosine,
+                    "probe": probe,
+                },
+                indent=2,
+            )
+        )
     engine.close()
 
 

@@ -101,6 +101,10 @@ class EmbeddingEngine:
     def __init__(self, config: EngineConfig | None = None, fault_hook: FaultHook | None = None):
         self.config = config = config or EngineConfig()
         self.device = resolve_device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_initialized():
+            # Batch shapes change all the time; growable segments keep the caching allocator
+            # from fragmenting near the memory limit. Read once, when CUDA starts.
+            os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
         self.dtype = resolve_dtype(config.dtype, self.device)
         self.model: EncoderModel = load_model(config.model, self.device, self.dtype)
         self.max_length = config.max_length or read_max_length(self.model.path)
@@ -182,7 +186,9 @@ class EmbeddingEngine:
     def _capacity_bytes(self) -> int:
         """Memory this process may use: the device's, within any per-process cap."""
         free, total = torch.cuda.mem_get_info(self.device)
-        capped = int(total * torch.cuda.get_per_process_memory_fraction(self.device))
+        # get_per_process_memory_fraction is recent (older torch: no way to read the cap).
+        read_fraction = getattr(torch.cuda, "get_per_process_memory_fraction", None)
+        capped = int(total * (read_fraction(self.device) if read_fraction else 1.0))
         return min(capped, free + torch.cuda.memory_reserved(self.device))
 
     def _estimated_budget(self) -> int:

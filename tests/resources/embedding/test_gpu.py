@@ -1,0 +1,110 @@
+"""Checks that need a GPU; CI has none, so they run on a GPU machine and are skipped elsewhere.
+
+EMBEDDING_TEST_MODEL names a local model directory where the packaged model is not installed.
+"""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from resources.embedding.engine import EmbeddingEngine, EngineConfig
+from resources.embedding.learned import LearnedBudgets
+from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
+
+MODEL = os.environ.get("EMBEDDING_TEST_MODEL", DEFAULT_MODEL)
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def long_rows(count: int, length: int, seed: int = 0) -> list[list[int]]:
+    """Pre-tokenized rows of exactly `length` tokens: [CLS] random word pieces [SEP]."""
+    rng = np.random.default_rng(seed)
+    body = rng.integers(1000, 30000, size=(count, length - 2))
+    return [[101, *row.tolist(), 102] for row in body]
+
+
+def test_bf16_matches_sentence_transformers_fp32(texts):
+    from sentence_transformers import SentenceTransformer
+
+    model = str(resolve_model_path(MODEL))
+    corpus = texts * 50
+    reference = SentenceTransformer(model, device="cuda", model_kwargs={"dtype": torch.float32})
+    expected = reference.encode(corpus, batch_size=32, normalize_embeddings=True)
+    engine = EmbeddingEngine(EngineConfig(model=MODEL, device="cuda", dtype="bfloat16"))
+    out = engine.embed(corpus)
+    assert out.stats.dtype == "bfloat16"
+    assert (out.vectors * expected).sum(axis=1).min() >= 0.999
+
+
+def test_real_oom_under_a_memory_cap_loses_nothing(tmp_path):
+    """512-token rows, a budget far too large and a 2 GiB cap: it must finish, and agree."""
+    rows = long_rows(3000, 512)
+    reference = EmbeddingEngine(
+        EngineConfig(
+            model=MODEL, device="cuda", max_length=512, token_budget=16384, data_dir=str(tmp_path)
+        )
+    ).embed_token_ids(rows)
+    assert reference.stats.ooms_recovered == 0
+    torch.cuda.empty_cache()
+    total = torch.cuda.mem_get_info()[1]
+    torch.cuda.set_per_process_memory_fraction(2 * 2**30 / total)
+    try:
+        # A fixed budget far beyond what 2 GiB holds: it may only halve on out-of-memory.
+        engine = EmbeddingEngine(
+            EngineConfig(
+                model=MODEL,
+                device="cuda",
+                max_length=512,
+                token_budget=4 * 2**20,
+                min_budget=512,
+                data_dir=str(tmp_path),
+            )
+        )
+        out = engine.embed_token_ids(rows)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+        torch.cuda.empty_cache()
+    stats = out.stats
+    print("capped run:", stats.as_metadata())
+    assert stats.ooms_recovered > 0
+    assert stats.texts == len(rows)
+    assert np.isfinite(out.vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-3)
+    cosine = (out.vectors * reference.vectors).sum(axis=1)
+    print(
+        "agreement with the uncapped run: min cosine",
+        cosine.min(),
+        "max abs diff",
+        np.abs(out.vectors - reference.vectors).max(),
+        "identical rows",
+        int((out.vectors == reference.vectors).all(axis=1).sum()),
+    )
+    assert cosine.min() >= 0.9999
+    assert stats.peak_gpu_memory_bytes <= 2 * 2**30
+
+
+def test_probe_finds_a_budget_and_the_next_engine_starts_there(tmp_path):
+    config = EngineConfig(model=MODEL, device="cuda", data_dir=str(tmp_path), max_budget=1 << 20)
+    result = EmbeddingEngine(config).probe()
+    print("probe trials:", [(t.budget, t.ok, t.peak_bytes) for t in result.trials])
+    assert result.budget is not None
+    assert 1 <= len(result.trials) <= 5
+    assert len(list((tmp_path / "budgets").glob("*.json"))) == 1
+    next_run = EmbeddingEngine(config).embed_token_ids(long_rows(10, 256))
+    assert next_run.stats.budgets[0] == result.budget
+
+
+def test_adaptive_budget_grows_and_is_remembered(tmp_path):
+    config = EngineConfig(
+        model=MODEL, device="cuda", data_dir=str(tmp_path), min_budget=512, max_budget=65536
+    )
+    engine = EmbeddingEngine(config)
+    LearnedBudgets(tmp_path / "budgets").save(engine.budget_key(), 1024, source="probe")
+    out = engine.embed_token_ids(long_rows(4000, 128))
+    print("adaptive run:", out.stats.as_metadata())
+    assert out.stats.budgets[0] == 1024
+    assert out.stats.final_budget > 1024
+    learned = engine.learned.load(engine.budget_key())
+    assert learned is not None and learned.source == "adaptive"

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+dg = pytest.importorskip("dagster")
+
+from resources.embedding import EmbeddingResource  # noqa: E402
+from resources.embedding.model import weights_sha256  # noqa: E402
+from resources.embedding.resource import engine_for  # noqa: E402
+
+
+def test_defaults_come_from_the_packaged_model():
+    resource = EmbeddingResource(device="cpu")
+    assert resource.model == "sentence-transformers/all-MiniLM-L6-v2"
+    assert resource.max_length == 256
+    assert resource.dimension == 384
+    assert resource.target_memory_fraction == 0.85
+
+
+def test_embeds_in_input_order_with_statistics(texts):
+    out = EmbeddingResource(device="cpu").embed(texts)
+    assert out.vectors.shape == (len(texts), 384)
+    assert out.vectors.dtype == np.float32
+    meta = out.stats.as_metadata()
+    assert meta["texts"] == len(texts)
+    assert meta["device"] == "cpu"
+    assert meta["dtype"] == "float32"
+
+
+def test_model_identity_names_the_weights():
+    identity = EmbeddingResource(device="cpu").model_identity()
+    assert identity.keys() == {"name", "sha256", "dtype", "max_length", "dim"}
+    assert len(identity["sha256"]) == 64
+    assert identity == EmbeddingResource(device="cpu").model_identity()
+    engine = engine_for(EmbeddingResource(device="cpu").engine_config())
+    assert weights_sha256(engine.model.path) == identity["sha256"]
+
+
+def test_resources_with_the_same_settings_share_one_engine():
+    first = EmbeddingResource(device="cpu", token_budget=4096)
+    second = EmbeddingResource(device="cpu", token_budget=4096)
+    assert engine_for(first.engine_config()) is engine_for(second.engine_config())
+    assert engine_for(first.engine_config()) is not engine_for(
+        EmbeddingResource(device="cpu").engine_config()
+    )
+
+
+def test_an_asset_records_the_statistics_as_metadata(texts):
+    @dg.asset
+    def vectors(context: dg.AssetExecutionContext, embedding: EmbeddingResource) -> None:
+        out = embedding.embed(texts)
+        context.add_output_metadata(out.stats.as_metadata())
+
+    result = dg.materialize(
+        [vectors], resources={"embedding": EmbeddingResource(device="cpu", max_length=64)}
+    )
+    assert result.success
+    metadata = result.asset_materializations_for_node("vectors")[0].metadata
+    assert metadata["texts"].value == len(texts)
+    assert metadata["padded_tokens"].value <= 64 * len(texts)
