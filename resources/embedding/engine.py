@@ -225,7 +225,7 @@ class EmbeddingEngine:
                 initial = learned.token_budget
                 logger.info("starting at learned budget %d (%s)", initial, learned.source)
             else:
-                initial = self._estimated_budget()
+                initial = max(config.min_budget, self._estimated_budget())
         self._controller = BudgetController(
             initial=initial,
             min_budget=min(config.min_budget, initial),
