@@ -1,6 +1,5 @@
 """Stage 2: token windows of the embedding model's tokenizer, with their deterministic ids."""
 
-
 import json
 
 from dagster import AssetExecutionContext, MaterializeResult, asset

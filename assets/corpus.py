@@ -1,6 +1,5 @@
 """Stage 1: a shard's records, validated and normalized; bad records go to quarantine."""
 
-
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from orchestration.partitions import shard_partitions

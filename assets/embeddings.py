@@ -1,6 +1,5 @@
 """Stage 3: vectors for every chunk, computed on the GPU and checkpointed per shard."""
 
-
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.chunks import chunks
