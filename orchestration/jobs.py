@@ -40,6 +40,5 @@ def register_shards() -> None:
 index_shards = define_asset_job(
     "index_shards",
     selection=AssetSelection.groups("indexing"),
-    partitions_def=shard_partitions,
     description="Chunk, embed and ingest the selected shards.",
 )
