@@ -1,9 +1,10 @@
 """In-memory collections with optional persistence to a data directory.
 
-Objects live in a dict (insertion order is Weaviate's order for filtered listings); their
-vectors live in one float32 matrix per named vector, a row per object slot, so exact nearest
-neighbour search is a single matrix-vector product over a million rows. Freed slots are
-reused. Every public operation runs under one lock: the gRPC and HTTP servers are threaded.
+Objects live in a dict in write order (an overwrite moves to the end, as the new doc id
+Weaviate assigns it does); their vectors live in one float32 matrix per named vector, a row
+per object slot, so exact nearest neighbour search is one matrix-vector product over a
+million rows. Freed slots are reused. The gRPC and HTTP servers are threaded, so callers hold
+`Store.lock` around every operation on a collection.
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ class Collection:
                 for uuid in payload:
                     records += 1
                     self._remove(uuid)
-        if records > len(self.objects):
+        # Rewriting costs a pass over every live object, so only when a quarter is dead weight.
+        if records - len(self.objects) > len(self.objects) // 4:
             log = OpLog(path)
             log.rewrite(self._logged(obj) for obj in self.objects.values())
             log.close()

@@ -78,8 +78,11 @@ def test_restart_keeps_collections_objects_deletes_and_overwrites(tmp_path: Path
     assert len(before["objects"]) == 20 - 5 - 1 + 1  # type: ignore[arg-type]
     assert ("extra", "text") in before["properties"]  # type: ignore[operator]
 
-    for _ in range(2):  # the second start reads the log the first one compacted
+    log = tmp_path / "collections" / "Docs" / "objects.log"
+    sizes = [log.stat().st_size]
+    for _ in range(2):  # the first start compacts the log, the second reads the compacted one
         with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
+            sizes.append(log.stat().st_size)
             after = _snapshot(client)
             assert after == before
             overwritten = client.collections.get("Docs").query.fetch_object_by_id(
@@ -87,6 +90,7 @@ def test_restart_keeps_collections_objects_deletes_and_overwrites(tmp_path: Path
             )
             assert overwritten is not None and overwritten.properties["doc_id"] == "new"
             assert overwritten.vector["default"] == pytest.approx([0.0, 1.0, 0.0])
+    assert sizes[0] > sizes[1] == sizes[2]
 
 
 def test_torn_log_tail_is_dropped(tmp_path: Path) -> None:
