@@ -22,6 +22,9 @@ from resources.weaviate.sandbox.grpc_service import WeaviateService
 from resources.weaviate.sandbox.rest import GRPC_MAX_MESSAGE_SIZE, RestApi, make_http_server
 from resources.weaviate.sandbox.store import Store
 
+# A test double has no authentication: it must not be reachable from other machines.
+_LOOPBACK = {"127.0.0.1": "127.0.0.1", "localhost": "127.0.0.1"}
+
 
 class SandboxServer:
     """A Weaviate-protocol server in this process, for tests and offline runs.
@@ -36,7 +39,9 @@ class SandboxServer:
         grpc_port: int = 0,
         data_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.host = host
+        if host not in _LOOPBACK:
+            raise ValueError(f"the sandbox listens on the loopback interface only, not {host!r}")
+        self.host = _LOOPBACK[host]
         self.http_port = http_port
         self.grpc_port = grpc_port
         self.data_dir = data_dir

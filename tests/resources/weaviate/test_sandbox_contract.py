@@ -247,6 +247,20 @@ def test_batch_all_types_round_trip(client: weaviate.WeaviateClient, name: str) 
     assert obj.properties == props
 
 
+def test_named_vector_input_and_output(client: weaviate.WeaviateClient, name: str) -> None:
+    collection = make(client, name)
+    result = collection.data.insert_many(
+        [
+            DataObject({"n": 1}, uuid=generate_uuid5(1), vector={"default": [0.0, 1.0]}),
+            DataObject({"n": 2}, uuid=generate_uuid5(2), vector={"default": [1.0, 0.0]}),
+        ]
+    )
+    assert result.errors == {}
+    hits = collection.query.near_vector([0.9, 0.1], target_vector="default", include_vector=True)
+    assert [o.properties["n"] for o in hits.objects] == [2, 1]
+    assert hits.objects[0].vector == {"default": pytest.approx([1.0, 0.0])}
+
+
 def test_batch_unknown_collection_fails_each_object(
     client: weaviate.WeaviateClient, weaviate_target: WeaviateTarget
 ) -> None:

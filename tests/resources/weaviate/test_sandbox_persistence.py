@@ -205,3 +205,8 @@ def test_serve_forever_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_refuses_to_listen_beyond_loopback() -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        SandboxServer(host="0.0.0.0")
