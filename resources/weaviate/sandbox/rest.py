@@ -287,7 +287,10 @@ def make_http_server(host: str, port: int, api: RestApi) -> ThreadingHTTPServer:
             except json.JSONDecodeError:
                 status, payload = _error(400, "the request body is not valid JSON")
             else:
-                status, payload = api.handle(self.command, self.path, body)
+                try:
+                    status, payload = api.handle(self.command, self.path, body)
+                except Exception as exc:  # a sandbox bug: answer it instead of dropping the line
+                    status, payload = _error(500, f"sandbox internal error: {exc!r}")
             data = b"" if payload is None else json.dumps(payload).encode()
             self.send_response(status, HTTPStatus(status).phrase)
             self.send_header("Content-Type", "application/json")
