@@ -28,4 +28,3 @@ class Unsupported(SandboxError):
 
     def __init__(self, feature: str) -> None:
         super().__init__(f"the Weaviate sandbox does not implement {feature}")
-        self.feature = feature

@@ -7,6 +7,7 @@ existing class 422, a missing class 404. Any other route answers 501 naming the 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -130,20 +131,23 @@ class RestApi:
     # -- schema ------------------------------------------------------------------------------
     def list_classes(self, request: _Request) -> Reply:
         with self.store.lock:
-            return 200, {"classes": [c.schema for c in self.store.collections.values()]}
+            # Copies: the reply is serialised after the lock is released, and auto-schema
+            # may append properties meanwhile.
+            classes = [copy.deepcopy(c.schema) for c in self.store.collections.values()]
+            return 200, {"classes": classes}
 
     def create_class(self, request: _Request) -> Reply:
         if not isinstance(request.body, dict):
             return _error(422, "the request body must be a class object")
         try:
-            return 200, self.store.create(request.body)
+            return 200, copy.deepcopy(self.store.create(request.body))
         except AlreadyExists as exc:
             return _error(422, str(exc))
 
     def get_class(self, request: _Request) -> Reply:
         with self.store.lock:
             try:
-                return 200, self.store.get(request.args[0]).schema
+                return 200, copy.deepcopy(self.store.get(request.args[0]).schema)
             except NotFound:
                 return 404, None
 
