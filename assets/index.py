@@ -5,9 +5,11 @@ import warnings
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     Failure,
     MaterializeResult,
+    MetadataValue,
     PreviewWarning,
     asset,
     asset_check,
@@ -17,6 +19,7 @@ from assets.embeddings import embeddings
 from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import read_chunks
+from resources.files import count_lines, write_lines
 from resources.vectors import read_vectors
 from resources.weaviate import WeaviateResource
 from resources.weaviate.ingest import IngestError, count_shard, ingest_shard
@@ -44,14 +47,17 @@ def weaviate_index(
         )
     target = weaviate.target()
     context.log.info(f"Weaviate: {target.description}")
+    if weaviate.rejects not in ("fail", "quarantine"):
+        raise Failure(f'weaviate.rejects must be "fail" or "quarantine", not {weaviate.rejects!r}')
     version = stored.content_hash[:16]
+    rejects_file = corpus.stage_file("quarantine", key, ".weaviate.jsonl")
     with weaviate.client(target) as client:
         types = ensure_metadata_properties(client, weaviate.collection, metadata_samples(table))
         objects = build_objects(table, stored.vectors, key, version, types)
         try:
             report = ingest_shard(
                 client, weaviate.collection, key, version, objects, expected=table.num_rows,
-                batch_size=weaviate.batch_size, concurrent_requests=weaviate.concurrent_requests,
+                policy=weaviate.ingest_policy(), allow_rejects=weaviate.rejects == "quarantine",
             )  # fmt: skip
         except IngestError as exc:
             raise Failure(
@@ -62,34 +68,52 @@ def weaviate_index(
                     "failed_objects": len(exc.report.failed),
                 },
             ) from None
-    return MaterializeResult(
-        metadata={
-            "weaviate_mode": target.mode,
-            "weaviate": target.description,
-            "collection": weaviate.collection,
-            "objects": report.attempted,
-            "failed_objects": len(report.failed),
-            "stale_deleted": report.stale_deleted,
-            "objects_in_weaviate": report.count_in_weaviate or 0,
-            "ingest_seconds": round(report.seconds, 3),
-            "ingest_objects_per_second": round(report.objects_per_second, 1),
-        }
-    )
+    write_lines(rejects_file, [f.as_json() for f in report.failed])
+    metadata = {
+        "weaviate_mode": target.mode,
+        "weaviate": target.description,
+        "collection": weaviate.collection,
+        "objects": report.attempted,
+        "failed_objects": len(report.failed),
+        "stale_deleted": report.stale_deleted,
+        "objects_in_weaviate": report.count_in_weaviate or 0,
+        "ingest_batches": report.batches,
+        "ingest_retries": report.retries,
+        "ingest_seconds": round(report.seconds, 3),
+        "ingest_objects_per_second": round(report.objects_per_second, 1),
+    }
+    if report.failed:
+        metadata["rejects_file"] = MetadataValue.path(str(rejects_file))
+    return MaterializeResult(metadata=metadata)
 
 
 def _count_matches_chunks(
     context: AssetCheckExecutionContext, corpus: CorpusResource, weaviate: WeaviateResource
 ) -> AssetCheckResult:
-    """Weaviate holds exactly one object per chunk of the shard: none missing, none stale."""
+    """Weaviate holds exactly one object per chunk of the shard: none missing, none stale.
+
+    Objects set aside in the rejects file (with `weaviate.rejects="quarantine"`) are not
+    expected in Weaviate; the check then warns instead of passing silently.
+    """
     key = context.partition_key
-    expected = read_chunks(corpus.stage_file("chunks", key), columns=["uuid"]).num_rows
+    chunk_count = read_chunks(corpus.stage_file("chunks", key), columns=["uuid"]).num_rows
+    rejected = count_lines(corpus.stage_file("quarantine", key, ".weaviate.jsonl"))
+    expected = chunk_count - rejected
     with weaviate.client() as client:
         actual = count_shard(client.collections.get(weaviate.collection), key)
-    return AssetCheckResult(
-        passed=actual == expected,
-        metadata={"expected_objects": expected, "objects_in_weaviate": actual},
-        description=None if actual == expected else f"{actual} objects for {expected} chunks",
-    )
+    metadata = {"expected_objects": expected, "objects_in_weaviate": actual, "rejected": rejected}
+    if actual != expected:
+        return AssetCheckResult(
+            passed=False, metadata=metadata, description=f"{actual} objects for {expected} chunks"
+        )
+    if rejected:
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.WARN,
+            metadata=metadata,
+            description=f"{rejected} chunks were refused by Weaviate; see the rejects file",
+        )
+    return AssetCheckResult(passed=True, metadata=metadata)
 
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; it is what lets the check run

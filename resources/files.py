@@ -32,3 +32,19 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_lines(path: str | Path, lines: list[str]) -> None:
+    """A file of lines, atomically; an earlier file is removed when there are none."""
+    if not lines:
+        Path(path).unlink(missing_ok=True)
+        return
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+
+
+def count_lines(path: str | Path) -> int:
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for _ in handle)
+    except FileNotFoundError:
+        return 0

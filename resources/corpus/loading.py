@@ -7,7 +7,7 @@ from pathlib import Path
 
 from resources.corpus.reader import ShardSpec, read_shard
 from resources.corpus.records import Document, Reject, validate
-from resources.files import atomic_path
+from resources.files import write_lines
 
 
 class BadRecordError(ValueError):
@@ -44,8 +44,4 @@ def load_shard(spec: ShardSpec, strict: bool = False) -> ShardContents:
 
 def write_quarantine(path: Path, rejects: list[Reject]) -> None:
     """One JSON line per refused record; an earlier run's file is removed when none remain."""
-    if not rejects:
-        path.unlink(missing_ok=True)
-        return
-    with atomic_path(path) as tmp:
-        tmp.write_text("".join(r.as_json() + "\n" for r in rejects))
+    write_lines(path, [r.as_json() for r in rejects])

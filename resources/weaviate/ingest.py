@@ -1,25 +1,41 @@
 """Writing one shard's chunks into Weaviate and proving that they all arrived.
 
-weaviate-client's batching sends objects in the background and reports failures only through
-`failed_objects` after the batch closes; objects it never sent successfully are easy to lose. So
-a shard counts as ingested only when (1) no object failed, (2) the shard's stale objects (chunks
-that a shorter or removed document no longer has) are deleted, and (3) Weaviate's own count of the
-shard's objects equals the number of chunks. Ids are deterministic, so any retry overwrites.
+A shard counts as ingested only when (1) every object was accepted or explicitly set aside as a
+reject, (2) the shard's stale objects (chunks that a shorter or removed document no longer has)
+are deleted, and (3) Weaviate's own count of the shard's objects equals what was written. Object
+ids are deterministic, so every retry, of a batch or of the whole step, overwrites.
+
+Batches are cut here rather than by weaviate-client's background batcher: its fixed and dynamic
+modes cut by object count only, so a batch of long chunks can exceed the server's gRPC message
+limit, and they retry only UNAVAILABLE. Each batch goes through the client's `insert_many`
+(one BatchObjects call), cut by count and by bytes, retried on transient failures with
+exponential backoff within a time budget, and split in half when the server refuses its size.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
 import weaviate
+from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
+from weaviate.exceptions import WeaviateBaseError, WeaviateInsertManyAllFailedError
 
 from resources.weaviate.schema import VECTOR_NAME
 
+log = logging.getLogger(__name__)
 ERRORS_SHOWN = 5
+# Per-object errors from a batch that the server did not finish for reasons of its own.
+_TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
+                      "temporarily", "try again", "shutting down")  # fmt: skip
+_TOO_LARGE_MARKERS = ("larger than max", "message too large", "resource_exhausted")
+_PER_OBJECT_OVERHEAD = 96  # bytes of protobuf framing, uuid and collection name per object
 
 
 @dataclass(frozen=True)
@@ -35,11 +51,36 @@ class FailedObject:
     doc_id: str
     message: str
 
+    def as_json(self) -> str:
+        return json.dumps({"uuid": self.uuid, "doc_id": self.doc_id, "reason": self.message})
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    """How batches are cut and retried. `max_bytes` is lowered to fit the server's limit."""
+
+    max_objects: int = 200
+    max_bytes: int = 8 * 1024 * 1024
+    concurrent_requests: int = 2
+    retry_seconds: float = 120.0
+    first_backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 15.0
+
+    def fitted_to(self, server_max_message_bytes: int | None) -> IngestPolicy:
+        """Half the server's gRPC message limit leaves room for encoding overhead."""
+        if not server_max_message_bytes:
+            return self
+        limit = max(64 * 1024, server_max_message_bytes // 2)
+        return IngestPolicy(**{**self.__dict__, "max_bytes": min(self.max_bytes, limit)})
+
 
 @dataclass
 class IngestReport:
     shard: str
     attempted: int = 0
+    batches: int = 0
+    retries: int = 0
+    splits: int = 0
     failed: list[FailedObject] = field(default_factory=list)
     stale_deleted: int = 0
     count_in_weaviate: int | None = None
@@ -71,31 +112,130 @@ class IngestError(RuntimeError):
         self.report = report
 
 
-def shard_filter(shard: str) -> Filter:
-    return Filter.by_property("shard").equal(shard)
+def object_bytes(obj: IngestObject) -> int:
+    """An upper estimate of one object's size on the wire."""
+    vector = len(obj.vector) * 4
+    properties = len(json.dumps(dict(obj.properties), default=str).encode())
+    return vector + properties + _PER_OBJECT_OVERHEAD
+
+
+def cut_batches(
+    objects: Iterable[IngestObject], max_objects: int, max_bytes: int
+) -> Iterator[list[IngestObject]]:
+    """Consecutive batches within both limits; an object larger than `max_bytes` goes alone."""
+    batch: list[IngestObject] = []
+    size = 0
+    for obj in objects:
+        obj_size = object_bytes(obj)
+        if batch and (len(batch) >= max_objects or size + obj_size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(obj)
+        size += obj_size
+    if batch:
+        yield batch
+
+
+def _is_transient(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _TRANSIENT_MARKERS)
+
+
+def _is_too_large(message: str) -> bool:
+    lowered = message.lower()
+    return any(marker in lowered for marker in _TOO_LARGE_MARKERS)
+
+
+def _data_object(obj: IngestObject) -> DataObject:
+    vector = obj.vector.tolist() if isinstance(obj.vector, np.ndarray) else list(obj.vector)
+    return DataObject(properties=dict(obj.properties), uuid=obj.uuid, vector={VECTOR_NAME: vector})
+
+
+def _failed(obj: IngestObject, message: str) -> FailedObject:
+    return FailedObject(obj.uuid, str(obj.properties.get("doc_id", "?")), message)
+
+
+class _BatchSender:
+    """Sends one batch until every object is written or has a permanent error."""
+
+    def __init__(
+        self,
+        collection: weaviate.collections.Collection,
+        policy: IngestPolicy,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.collection = collection
+        self.policy = policy
+        self.sleep = sleep
+        self.retries = 0
+        self.splits = 0
+
+    def send(self, batch: list[IngestObject]) -> list[FailedObject]:
+        deadline = time.monotonic() + self.policy.retry_seconds
+        backoff = self.policy.first_backoff_seconds
+        pending = batch
+        failed: list[FailedObject] = []
+        while pending:
+            try:
+                result = self.collection.data.insert_many([_data_object(o) for o in pending])
+                errors = {index: error.message for index, error in result.errors.items()}
+            except WeaviateInsertManyAllFailedError as exc:
+                errors = dict.fromkeys(range(len(pending)), str(exc))
+            except WeaviateBaseError as exc:
+                if _is_too_large(str(exc)) and len(pending) > 1:
+                    self.splits += 1
+                    half = len(pending) // 2
+                    return failed + self.send(pending[:half]) + self.send(pending[half:])
+                errors = dict.fromkeys(range(len(pending)), f"{type(exc).__name__}: {exc}")
+            retry = [pending[i] for i, message in errors.items() if _is_transient(message)]
+            failed += [_failed(pending[i], m) for i, m in errors.items() if not _is_transient(m)]
+            if retry and time.monotonic() + backoff > deadline:
+                reason = errors[next(i for i in errors if _is_transient(errors[i]))]
+                return failed + [
+                    _failed(
+                        o,
+                        f"still failing after {self.policy.retry_seconds:.0f}s of "
+                        f"retries: {reason}",
+                    )  # fmt: skip
+                    for o in retry
+                ]
+            if retry:
+                self.retries += 1
+                log.warning(f"retrying {len(retry)} objects in {backoff:.1f}s: transient failure")
+                self.sleep(backoff)
+                backoff = min(backoff * 2, self.policy.max_backoff_seconds)
+            pending = retry
+        return failed
 
 
 def write_objects(
     collection: weaviate.collections.Collection,
     report: IngestReport,
     objects: Iterable[IngestObject],
-    batch_size: int,
-    concurrent_requests: int,
+    policy: IngestPolicy,
 ) -> None:
-    with collection.batch.fixed_size(
-        batch_size=batch_size, concurrent_requests=concurrent_requests
-    ) as batch:
-        for obj in objects:
-            vector = obj.vector.tolist() if isinstance(obj.vector, np.ndarray) else obj.vector
-            batch.add_object(
-                properties=dict(obj.properties), uuid=obj.uuid, vector={VECTOR_NAME: vector}
-            )
-            report.attempted += 1
-    for error in collection.batch.failed_objects:
-        properties = error.object_.properties or {}
-        report.failed.append(
-            FailedObject(str(error.object_.uuid), str(properties.get("doc_id", "?")), error.message)
-        )
+    """Send batches with up to `concurrent_requests` in flight, never queueing all of them."""
+    sender = _BatchSender(collection, policy)
+    in_flight: set[Future[list[FailedObject]]] = set()
+
+    def collect(done: set[Future[list[FailedObject]]]) -> None:
+        for future in done:
+            report.failed += future.result()
+
+    with ThreadPoolExecutor(max_workers=policy.concurrent_requests) as pool:
+        for batch in cut_batches(objects, policy.max_objects, policy.max_bytes):
+            if len(in_flight) >= policy.concurrent_requests * 2:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                collect(done)
+            in_flight.add(pool.submit(sender.send, batch))
+            report.attempted += len(batch)
+            report.batches += 1
+        collect(wait(in_flight).done)
+    report.retries, report.splits = sender.retries, sender.splits
+
+
+def shard_filter(shard: str) -> Filter:
+    return Filter.by_property("shard").equal(shard)
 
 
 def delete_stale(collection: weaviate.collections.Collection, shard: str, version: str) -> int:
@@ -113,9 +253,23 @@ def delete_stale(collection: weaviate.collections.Collection, shard: str, versio
             return deleted
 
 
+def delete_objects(collection: weaviate.collections.Collection, uuids: Sequence[str]) -> int:
+    """Delete objects by id (rejected objects must not linger from an earlier version)."""
+    deleted = 0
+    for start in range(0, len(uuids), 1000):
+        ids = list(uuids[start : start + 1000])
+        deleted += collection.data.delete_many(where=Filter.by_id().contains_any(ids)).successful
+    return deleted
+
+
 def count_shard(collection: weaviate.collections.Collection, shard: str) -> int:
     result = collection.aggregate.over_all(filters=shard_filter(shard), total_count=True)
     return int(result.total_count or 0)
+
+
+def server_message_limit(client: weaviate.WeaviateClient) -> int | None:
+    limit = client.get_meta().get("grpcMaxMessageSize")
+    return int(limit) if limit else None
 
 
 def ingest_shard(
@@ -125,28 +279,34 @@ def ingest_shard(
     version: str,
     objects: Iterable[IngestObject],
     expected: int,
-    batch_size: int = 200,
-    concurrent_requests: int = 2,
+    policy: IngestPolicy | None = None,
+    allow_rejects: bool = False,
 ) -> IngestReport:
     """Write, clean up and verify one shard; raise IngestError unless every object is there.
 
     `objects` must carry `shard` and `shard_version` properties equal to `shard` and `version`;
-    `expected` is the number of distinct objects the shard must end with.
+    `expected` is the number of distinct objects. With `allow_rejects`, objects Weaviate refuses
+    are reported in `report.failed` (for the caller's rejects file) instead of failing the shard,
+    and the shard must then hold exactly the others.
     """
     collection = client.collections.get(collection_name)
+    policy = (policy or IngestPolicy()).fitted_to(server_message_limit(client))
     report = IngestReport(shard)
     started = time.perf_counter()
-    write_objects(collection, report, objects, batch_size, concurrent_requests)
-    if report.failed:
+    write_objects(collection, report, objects, policy)
+    if report.failed and not allow_rejects:
         report.seconds = time.perf_counter() - started
         raise IngestError(report.failure_summary(), report)
     report.stale_deleted = delete_stale(collection, shard, version)
+    if report.failed:
+        report.stale_deleted += delete_objects(collection, [f.uuid for f in report.failed])
     report.count_in_weaviate = count_shard(collection, shard)
     report.seconds = time.perf_counter() - started
-    if report.count_in_weaviate != expected:
+    if report.count_in_weaviate != expected - len(report.failed):
         raise IngestError(
             f"shard {shard}: Weaviate holds {report.count_in_weaviate} objects after ingest, "
-            f"expected {expected} (one per chunk)",
+            f"expected {expected - len(report.failed)} (one per chunk"
+            f"{f', less {len(report.failed)} rejects' if report.failed else ''})",
             report,
         )
     return report

@@ -10,6 +10,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from resources.weaviate.connection import ConnectionSettings, Target, resolve
+from resources.weaviate.ingest import IngestPolicy
 from resources.weaviate.schema import ensure_collection
 
 
@@ -27,8 +28,20 @@ class WeaviateResource(ConfigurableResource):
     data_dir: str = Field(default=".data", description="Embedded and sandbox data live here")
     sandbox_port: int = 8090
     sandbox_grpc_port: int = 50060
-    batch_size: int = Field(default=200, description="objects per ingest request")
+    batch_size: int = Field(default=200, description="most objects per ingest request")
+    max_batch_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        description="most bytes per ingest request; lowered to half the server's gRPC limit",
+    )
     concurrent_requests: int = Field(default=2, description="ingest requests in flight")
+    retry_seconds: float = Field(
+        default=120.0, description="how long a batch is retried on transient failures"
+    )
+    rejects: str = Field(
+        default="fail",
+        description='objects Weaviate refuses: "fail" the shard, or "quarantine" them to a '
+        "rejects file that the count check reports",
+    )
 
     def settings(self) -> ConnectionSettings:
         return ConnectionSettings(
@@ -40,6 +53,14 @@ class WeaviateResource(ConfigurableResource):
             data_dir=self.data_dir,
             sandbox_port=self.sandbox_port,
             sandbox_grpc_port=self.sandbox_grpc_port,
+        )
+
+    def ingest_policy(self) -> IngestPolicy:
+        return IngestPolicy(
+            max_objects=self.batch_size,
+            max_bytes=self.max_batch_bytes,
+            concurrent_requests=self.concurrent_requests,
+            retry_seconds=self.retry_seconds,
         )
 
     def target(self) -> Target:

@@ -2,13 +2,20 @@
 
 import uuid
 
+import grpc
 import numpy as np
 import pytest
 from weaviate.classes.query import Filter
 
-from resources.weaviate.ingest import IngestError, IngestObject, count_shard, ingest_shard
+from resources.weaviate.ingest import (
+    IngestError,
+    IngestObject,
+    IngestPolicy,
+    count_shard,
+    ingest_shard,
+)
 from resources.weaviate.schema import ensure_collection, ensure_metadata_properties
-from tests.conftest import connect
+from tests.conftest import WeaviateTarget, connect
 
 
 @pytest.fixture
@@ -43,10 +50,12 @@ def _objects(n, shard="s1", version="v1", dim=8, seed=0, start=0):
 
 def test_a_shard_lands_exactly_and_a_rerun_changes_nothing(client):
     name = client.test_collection
-    report = ingest_shard(client, name, "s1", "v1", _objects(120), expected=120, batch_size=50)
+    policy = IngestPolicy(max_objects=50)
+    report = ingest_shard(client, name, "s1", "v1", _objects(120), expected=120, policy=policy)
     assert (report.attempted, report.written, report.stale_deleted) == (120, 120, 0)
+    assert report.batches == 3
     assert report.count_in_weaviate == 120
-    again = ingest_shard(client, name, "s1", "v1", _objects(120), expected=120, batch_size=50)
+    again = ingest_shard(client, name, "s1", "v1", _objects(120), expected=120, policy=policy)
     assert again.count_in_weaviate == 120
     assert count_shard(client.collections.get(name), "s1") == 120
 
@@ -89,3 +98,31 @@ def test_metadata_properties_are_added_with_types(client):
     assert types["title"].value == "text"
     assert types["source_url"].value == "text"
     assert types["ok"].value == "boolean"
+
+
+def test_with_quarantine_rejected_objects_are_reported_and_the_rest_lands(client):
+    name = client.test_collection
+    objects = _objects(10) + _objects(2, dim=5, start=10)
+    report = ingest_shard(client, name, "s1", "v1", objects, expected=12, allow_rejects=True)
+    assert sorted(f.doc_id for f in report.failed) == ["doc-10", "doc-11"]
+    assert report.count_in_weaviate == 10
+
+
+@pytest.mark.parametrize("code", [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE])
+def test_transient_server_failures_are_retried_to_an_exact_count(sandbox, code):
+    target = WeaviateTarget("sandbox", sandbox.host, sandbox.http_port, sandbox.grpc_port)
+    client = connect(target)
+    name = f"Flaky_{uuid.uuid4().hex[:8]}"
+    ensure_collection(client, name)
+    try:
+        sandbox.faults.fail_next_batches(2, code)
+        policy = IngestPolicy(max_objects=25, first_backoff_seconds=0.05)
+        report = ingest_shard(client, name, "s1", "v1", _objects(100), expected=100, policy=policy)
+        assert report.count_in_weaviate == 100 and not report.failed
+        assert (
+            report.retries >= 1 or code == grpc.StatusCode.UNAVAILABLE
+        )  # the client retries these
+    finally:
+        sandbox.faults.clear()
+        client.collections.delete(name)
+        client.close()
