@@ -228,8 +228,10 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
                 raise Unsupported(f"aggregations with {field}")
         with self.store.lock:
             collection = self._collection(request.collection)
-            filters = request.filters if request.HasField("filters") else None
-            count = len(queries.select(collection, filters))
+            if request.HasField("filters"):
+                count = len(queries.select(collection, request.filters))
+            else:
+                count = len(collection.objects)
         reply = aggregate_pb2.AggregateReply(took=time.perf_counter() - start)
         reply.single_result.objects_count = count
         return reply

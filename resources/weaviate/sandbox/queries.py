@@ -2,8 +2,9 @@
 
 These mirror what Weaviate does for the requests the client sends: exact cosine search
 (distance = 1 - cosine similarity, certainty = 1 - distance / 2), Weaviate's default limit of
-10 and QUERY_MAXIMUM_RESULTS of 10,000, and UUID-ordered cursor pages for `after`. Callers hold
-the store lock.
+10 and QUERY_MAXIMUM_RESULTS of 10,000, and UUID-ordered pages for `after` (unfiltered
+listings use the same order, so a first page without `after` continues correctly). Callers
+hold the store lock.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Hit:
 
 
 def select(collection: Collection, filters: base_pb2.Filters | None) -> list[StoredObject]:
-    """Objects matching `filters`, in insertion order (Weaviate's doc-id order)."""
+    """Objects matching `filters`, in write order (Weaviate's doc-id order)."""
     if filters is None:
         return list(collection.objects.values())
     predicate = compile_filter(filters, collection)
