@@ -77,6 +77,7 @@ class EngineConfig:
     tokenizer_workers: int | None = None
     data_dir: str | None = None
     profile_nvtx: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -106,7 +107,9 @@ class EmbeddingEngine:
             # from fragmenting near the memory limit. Read once, when CUDA starts.
             os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
         self.dtype = resolve_dtype(config.dtype, self.device)
-        self.model: EncoderModel = load_model(config.model, self.device, self.dtype)
+        self.model: EncoderModel = load_model(
+            config.model, self.device, self.dtype, compiled=config.compile
+        )
         self.max_length = config.max_length or read_max_length(self.model.path)
         if not 2 <= self.max_length <= self.model.max_positions:
             raise ValueError(

@@ -115,7 +115,9 @@ def weights_sha256(path: Path) -> str:
 class EncoderModel:
     """A loaded encoder on one device in one precision: padded ids in, unit vectors out."""
 
-    def __init__(self, path: Path, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, path: Path, device: torch.device, dtype: torch.dtype, compiled: bool = False
+    ) -> None:
         self.path = path
         self.device = device
         self.dtype = dtype
@@ -123,6 +125,9 @@ class EncoderModel:
             str(path), dtype=dtype, attn_implementation="sdpa"
         ).to(device)
         self.module.eval()
+        # Optional: inductor fuses the small elementwise kernels that dominate a 384-wide model.
+        # dynamic=True compiles for symbolic batch and length, so new shapes do not recompile.
+        self.forward = torch.compile(self.module, dynamic=True) if compiled else self.module
         self.pooling = read_pooling(path)
         config = self.module.config
         self.dimension = int(config.hidden_size)
@@ -143,7 +148,7 @@ class EncoderModel:
         """
         mark = ranges or (lambda _name: nullcontext())
         with mark("forward"):
-            hidden = self.module(input_ids=input_ids, attention_mask=attention_mask)[0]
+            hidden = self.forward(input_ids=input_ids, attention_mask=attention_mask)[0]
         with mark("pooling"):
             if self.pooling.mode == "cls":
                 pooled = hidden[:, 0].float()
@@ -159,15 +164,17 @@ class EncoderModel:
             return F.normalize(pooled, p=2, dim=1)
 
 
-_MODELS: dict[tuple[Path, str, torch.dtype], EncoderModel] = {}
+_MODELS: dict[tuple[Path, str, torch.dtype, bool], EncoderModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_model(model: str, device: torch.device, dtype: torch.dtype) -> EncoderModel:
+def load_model(
+    model: str, device: torch.device, dtype: torch.dtype, compiled: bool = False
+) -> EncoderModel:
     """The process-wide instance for (directory, device, dtype): weights load once per process."""
     path = resolve_model_path(model).resolve()
-    key = (path, str(device), dtype)
+    key = (path, str(device), dtype, compiled)
     with _MODELS_LOCK:
         if key not in _MODELS:
-            _MODELS[key] = EncoderModel(path, device, dtype)
+            _MODELS[key] = EncoderModel(path, device, dtype, compiled)
         return _MODELS[key]
