@@ -3,20 +3,26 @@
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from orchestration.partitions import shard_partitions
-from resources.corpus.loading import BadRecordError, load_shard, write_quarantine
+from orchestration.retries import TRANSIENT
+from resources.corpus.loading import BadRecordError, write_quarantine
 from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import write_documents
 
 
-@asset(partitions_def=shard_partitions, group_name="indexing", kinds={"python", "parquet"})
+@asset(
+    partitions_def=shard_partitions,
+    group_name="indexing",
+    retry_policy=TRANSIENT,
+    kinds={"python", "parquet"},
+)
 def corpus_shard(context: AssetExecutionContext, corpus: CorpusResource) -> MaterializeResult:
     """The shard's valid documents; refused records are kept with their file, line and reason."""
     key = context.partition_key
     spec = corpus.shard(key)
     try:
-        contents = load_shard(spec, strict=corpus.strict)
+        contents = corpus.load(key)
     except BadRecordError as exc:
-        raise Failure(f"shard {key} (strict mode): {exc}") from None
+        raise Failure(f"shard {key} (strict mode): {exc}", allow_retries=False) from None
     quarantine = corpus.stage_file("quarantine", key, ".jsonl")
     write_quarantine(quarantine, contents.rejects)
     for reject in contents.rejects[:5]:

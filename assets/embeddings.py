@@ -4,6 +4,7 @@ from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.chunks import chunks
 from orchestration.partitions import shard_partitions
+from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import chunks_content_hash, read_chunks
 from resources.embedding import EmbeddingResource
@@ -14,6 +15,7 @@ from resources.vectors import is_current, write_vectors
     deps=[chunks],
     partitions_def=shard_partitions,
     group_name="indexing",
+    retry_policy=TRANSIENT,
     pool="gpu",
     kinds={"pytorch", "parquet"},
 )

@@ -17,13 +17,14 @@ from dagster import (
 
 from assets.embeddings import embeddings
 from orchestration.partitions import shard_partitions
+from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import read_chunks
 from resources.files import count_lines, write_lines
 from resources.vectors import read_vectors
 from resources.weaviate import WeaviateResource
-from resources.weaviate.ingest import IngestError, count_shard, ingest_shard
-from resources.weaviate.objects import build_objects, metadata_samples
+from resources.weaviate.ingest import IngestError, count_shard, ingest_shard, shard_is_current
+from resources.weaviate.objects import build_objects, metadata_samples, objects_version
 from resources.weaviate.schema import ensure_metadata_properties
 
 
@@ -31,6 +32,7 @@ from resources.weaviate.schema import ensure_metadata_properties
     deps=[embeddings],
     partitions_def=shard_partitions,
     group_name="indexing",
+    retry_policy=TRANSIENT,
     kinds={"weaviate"},
 )
 def weaviate_index(
@@ -43,15 +45,32 @@ def weaviate_index(
     if stored.uuids != table.column("uuid").to_pylist():
         raise Failure(
             f"shard {key}: the vector file does not match the current chunks; "
-            f"materialize `embeddings` for this partition again"
+            f"materialize `embeddings` for this partition again",
+            allow_retries=False,
         )
     target = weaviate.target()
     context.log.info(f"Weaviate: {target.description}")
     if weaviate.rejects not in ("fail", "quarantine"):
-        raise Failure(f'weaviate.rejects must be "fail" or "quarantine", not {weaviate.rejects!r}')
-    version = stored.content_hash[:16]
+        raise Failure(
+            f'weaviate.rejects must be "fail" or "quarantine", not {weaviate.rejects!r}',
+            allow_retries=False,
+        )
+    version = objects_version(table, stored.content_hash, stored.model)
     rejects_file = corpus.stage_file("quarantine", key, ".weaviate.jsonl")
     with weaviate.client(target) as client:
+        collection = client.collections.get(weaviate.collection)
+        expected = table.num_rows - count_lines(rejects_file)
+        if shard_is_current(collection, key, version, expected):
+            context.log.info(f"shard {key}: Weaviate already holds this version; nothing written")
+            return MaterializeResult(
+                metadata={
+                    "weaviate_mode": target.mode,
+                    "weaviate": target.description,
+                    "objects": 0,
+                    "objects_in_weaviate": expected,
+                    "unchanged": True,
+                }
+            )
         types = ensure_metadata_properties(client, weaviate.collection, metadata_samples(table))
         objects = build_objects(table, stored.vectors, key, version, types)
         try:
@@ -62,6 +81,7 @@ def weaviate_index(
         except IngestError as exc:
             raise Failure(
                 str(exc),
+                allow_retries=exc.report.transient_only,
                 metadata={
                     "weaviate_mode": target.mode,
                     "objects": exc.report.attempted,
@@ -81,6 +101,7 @@ def weaviate_index(
         "ingest_retries": report.retries,
         "ingest_seconds": round(report.seconds, 3),
         "ingest_objects_per_second": round(report.objects_per_second, 1),
+        "unchanged": False,
     }
     if report.failed:
         metadata["rejects_file"] = MetadataValue.path(str(rejects_file))

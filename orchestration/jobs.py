@@ -1,10 +1,9 @@
 """Jobs: register the corpus's shards as partitions, and index shards end to end."""
 
-from dagster import AssetSelection, OpExecutionContext, define_asset_job, job, op
+from dagster import AssetSelection, Failure, OpExecutionContext, define_asset_job, job, op
 
 from orchestration.partitions import shard_partitions
-from resources.corpus.manifest import write_manifest
-from resources.corpus.reader import scan_shards
+from resources.corpus.manifest import problems_path, register_corpus
 from resources.corpus.resource import CorpusResource
 
 # SQLite refuses very large statements (dagster #16260): register keys a slice at a time.
@@ -13,21 +12,35 @@ _REGISTER_SLICE = 1000
 
 @op
 def register_corpus_shards(context: OpExecutionContext, corpus: CorpusResource) -> list[str]:
-    """Scan the corpus once, save the shard manifest and add any new shard partitions."""
-    shards = list(scan_shards(corpus.corpus_path, corpus.shard_size))
-    if not shards:
-        raise ValueError(f"no .jsonl or .parquet files under {corpus.corpus_path!r}")
-    path = write_manifest(corpus.data_dir, corpus.corpus_path, corpus.shard_size, shards)
-    keys = [spec.key for spec in shards]
+    """Scan the corpus once, save the manifest and id registry, add any new shard partitions."""
+    scan = register_corpus(corpus.corpus_path, corpus.shard_size, corpus.data_dir, corpus.strict)
+    if not scan.shards:
+        raise Failure(
+            f"no records in .jsonl or .parquet files under {corpus.corpus_path!r}"
+            + (f"; see {problems_path(corpus.data_dir)}" if scan.problems else ""),
+            allow_retries=False,
+        )
+    for problem in scan.problems:
+        context.log.error(f"{problem.location}: {problem.reason}")
+    keys = [spec.key for spec in scan.shards]
     instance = context.instance
     known = set(instance.get_dynamic_partitions(shard_partitions.name))
     new = [key for key in keys if key not in known]
     for start in range(0, len(new), _REGISTER_SLICE):
         instance.add_dynamic_partitions(shard_partitions.name, new[start : start + _REGISTER_SLICE])
-    records = sum(spec.records for spec in shards)
     context.log.info(
-        f"{len(keys)} shards ({records} records) in {corpus.corpus_path}; {len(new)} new; "
-        f"manifest {path}"
+        f"{len(keys)} shards ({scan.records} records in {scan.files} files) under "
+        f"{corpus.corpus_path}; {len(new)} new partitions; {scan.duplicate_ids} repeated ids"
+    )
+    context.add_output_metadata(
+        {
+            "files": scan.files,
+            "shards": len(keys),
+            "new_shards": len(new),
+            "records": scan.records,
+            "repeated_ids": scan.duplicate_ids,
+            "problem_files": len(scan.problems),
+        }
     )
     return keys
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,18 +21,28 @@ class ShardContents:
     rejects: list[Reject] = field(default_factory=list)
 
 
-def load_shard(spec: ShardSpec, strict: bool = False) -> ShardContents:
-    """Validate every record of the shard; a repeated id is refused after its first occurrence."""
+def load_shard(
+    spec: ShardSpec,
+    strict: bool = False,
+    max_chars: int | None = None,
+    id_owners: Callable[[list[str]], Mapping[str, tuple[str, str]]] | None = None,
+) -> ShardContents:
+    """Validate every record of the shard.
+
+    An id seen earlier in the shard, or owned by another shard (`id_owners`, from the id
+    registry), is refused with the location of its first occurrence.
+    """
     contents = ShardContents()
     first_seen: dict[str, str] = {}
-    for raw in read_shard(spec):
-        result = validate(raw)
-        if isinstance(result, Document) and result.id in first_seen:
-            result = Reject(
-                raw.location,
-                f"duplicate id {result.id!r} (first at {first_seen[result.id]})",
-                raw.raw[:500],
-            )
+    validated = [(raw, validate(raw, max_chars)) for raw in read_shard(spec)]
+    ids = [doc.id for _, doc in validated if isinstance(doc, Document)]
+    owned_elsewhere = {
+        doc_id: owner for doc_id, owner in (id_owners(ids) if id_owners else {}).items()
+        if owner[0] != spec.key
+    }  # fmt: skip
+    for raw, result in validated:
+        if isinstance(result, Document):
+            result = _check_unique(result, raw.location, raw.raw, first_seen, owned_elsewhere)
         if isinstance(result, Reject):
             if strict:
                 raise BadRecordError(f"{result.location}: {result.reason}")
@@ -40,6 +51,23 @@ def load_shard(spec: ShardSpec, strict: bool = False) -> ShardContents:
         first_seen[result.id] = raw.location
         contents.documents.append(result)
     return contents
+
+
+def _check_unique(
+    document: Document,
+    location: str,
+    raw: str,
+    first_seen: Mapping[str, str],
+    owned_elsewhere: Mapping[str, tuple[str, str]],
+) -> Document | Reject:
+    if document.id in owned_elsewhere:
+        shard, first = owned_elsewhere[document.id]
+        reason = f"duplicate id {document.id!r} (first at {first}, in shard {shard})"
+        return Reject(location, reason, raw[:500])
+    if document.id in first_seen:
+        reason = f"duplicate id {document.id!r} (first at {first_seen[document.id]})"
+        return Reject(location, reason, raw[:500])
+    return document
 
 
 def write_quarantine(path: Path, rejects: list[Reject]) -> None:

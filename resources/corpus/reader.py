@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import PurePosixPath
 
@@ -69,12 +69,20 @@ def shard_key(source: str, corpus_path: str, index: int) -> str:
     return f"{slug}-s{index:05d}"
 
 
-def _scan_jsonl(source: str, corpus_path: str, shard_size: int) -> Iterator[ShardSpec]:
+IdSink = Callable[[str, str, str], None]
+"""Told (document id, shard key, location) for each record whose id can be read."""
+
+
+def _scan_jsonl(
+    source: str, corpus_path: str, shard_size: int, on_id: IdSink | None
+) -> Iterator[ShardSpec]:
+    name = file_name(source)
     with fsspec.open(source, "rb") as handle:
         index = records = 0
         offset = start = 0
         line_no = first_line = 0
         digest = hashlib.sha256()
+        key = shard_key(source, corpus_path, index)
         for line in handle:
             line_no += 1
             if records == 0:
@@ -84,17 +92,30 @@ def _scan_jsonl(source: str, corpus_path: str, shard_size: int) -> Iterator[Shar
                 continue
             digest.update(line)
             records += 1
+            if on_id is not None:
+                _report_id(on_id, line, key, f"{name}:line {line_no}")
             if records == shard_size:
                 yield ShardSpec(
-                    shard_key(source, corpus_path, index), source, index,
-                    index * shard_size, records, digest.hexdigest(), start, offset, first_line,
+                    key, source, index, index * shard_size, records, digest.hexdigest(),
+                    start, offset, first_line,
                 )  # fmt: skip
                 index, records, digest = index + 1, 0, hashlib.sha256()
+                key = shard_key(source, corpus_path, index)
         if records:
             yield ShardSpec(
-                shard_key(source, corpus_path, index), source, index,
-                index * shard_size, records, digest.hexdigest(), start, offset, first_line,
+                key, source, index, index * shard_size, records, digest.hexdigest(),
+                start, offset, first_line,
             )  # fmt: skip
+
+
+def _report_id(on_id: IdSink, line: bytes, key: str, location: str) -> None:
+    try:
+        payload = json.loads(line)
+    except ValueError:
+        return  # reported, with its reason, when the shard is read
+    doc_id = payload.get("id") if isinstance(payload, dict) else None
+    if isinstance(doc_id, str) and doc_id.strip():
+        on_id(doc_id.strip(), key, location)
 
 
 def _hash_table(table: pa.Table) -> str:
@@ -104,12 +125,15 @@ def _hash_table(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
 
 
-def _scan_parquet(source: str, corpus_path: str, shard_size: int) -> Iterator[ShardSpec]:
+def _scan_parquet(
+    source: str, corpus_path: str, shard_size: int, on_id: IdSink | None
+) -> Iterator[ShardSpec]:
+    name = file_name(source)
     with fsspec.open(source, "rb") as handle:
         try:
             parquet = pq.ParquetFile(handle)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise ValueError(f"{source}: not a readable Parquet file ({exc})") from exc
+            raise ValueError(f"{name}: not a readable Parquet file ({exc})") from exc
         pending: list[pa.RecordBatch] = []
         rows = index = 0
         for batch in parquet.iter_batches(batch_size=shard_size):
@@ -118,40 +142,54 @@ def _scan_parquet(source: str, corpus_path: str, shard_size: int) -> Iterator[Sh
             while rows >= shard_size:
                 table = pa.Table.from_batches(pending)
                 shard, rest = table.slice(0, shard_size), table.slice(shard_size)
-                yield ShardSpec(
-                    shard_key(source, corpus_path, index), source, index,
-                    index * shard_size, shard_size, _hash_table(shard),
-                )  # fmt: skip
+                yield _parquet_shard(source, corpus_path, index, shard_size, shard, on_id)
                 index += 1
                 pending, rows = rest.to_batches(), rest.num_rows
         if rows:
-            yield ShardSpec(
-                shard_key(source, corpus_path, index), source, index,
-                index * shard_size, rows, _hash_table(pa.Table.from_batches(pending)),
-            )  # fmt: skip
+            table = pa.Table.from_batches(pending)
+            yield _parquet_shard(source, corpus_path, index, shard_size, table, on_id)
 
 
-def scan_shards(corpus_path: str, shard_size: int) -> Iterator[ShardSpec]:
-    """Cut every corpus file into shards of `shard_size` records, streaming each file once.
+def _parquet_shard(
+    source: str, corpus_path: str, index: int, shard_size: int, table: pa.Table,
+    on_id: IdSink | None,
+) -> ShardSpec:  # fmt: skip
+    key = shard_key(source, corpus_path, index)
+    first = index * shard_size
+    if on_id is not None and "id" in table.column_names:
+        name = file_name(source)
+        for row, doc_id in enumerate(table.column("id").to_pylist()):
+            if isinstance(doc_id, str) and doc_id.strip():
+                on_id(doc_id.strip(), key, f"{name}:row {first + row}")
+    return ShardSpec(key, source, index, first, table.num_rows, _hash_table(table))
 
-    Shards never span files, so a new or changed file touches only its own shards.
-    """
+
+def scan_file(
+    source: str, corpus_path: str, shard_size: int, on_id: IdSink | None = None
+) -> Iterator[ShardSpec]:
+    """Cut one corpus file into shards of `shard_size` records, streaming it once."""
     if shard_size < 1:
         raise ValueError("shard_size must be at least 1")
+    if source.endswith(PARQUET_SUFFIXES):
+        return _scan_parquet(source, corpus_path, shard_size, on_id)
+    return _scan_jsonl(source, corpus_path, shard_size, on_id)
+
+
+def scan_shards(
+    corpus_path: str, shard_size: int, on_id: IdSink | None = None
+) -> Iterator[ShardSpec]:
+    """Every file's shards. Shards never span files: a changed file touches only its own."""
     for source in list_corpus_files(corpus_path):
-        if source.endswith(PARQUET_SUFFIXES):
-            yield from _scan_parquet(source, corpus_path, shard_size)
-        else:
-            yield from _scan_jsonl(source, corpus_path, shard_size)
+        yield from scan_file(source, corpus_path, shard_size, on_id)
 
 
-def _name(source: str) -> str:
+def file_name(source: str) -> str:
     return PurePosixPath(fsspec.core.url_to_fs(source)[1]).name
 
 
 def _read_jsonl(spec: ShardSpec) -> Iterator[RawRecord]:
     assert spec.byte_start is not None and spec.byte_end is not None
-    name = _name(spec.source)
+    name = file_name(spec.source)
     with fsspec.open(spec.source, "rb") as handle:
         handle.seek(spec.byte_start)
         data = handle.read(spec.byte_end - spec.byte_start)
@@ -175,7 +213,7 @@ def _read_jsonl(spec: ShardSpec) -> Iterator[RawRecord]:
 
 
 def _read_parquet(spec: ShardSpec) -> Iterator[RawRecord]:
-    name = _name(spec.source)
+    name = file_name(spec.source)
     first, last = spec.first_record, spec.first_record + spec.records
     with fsspec.open(spec.source, "rb") as handle:
         try:

@@ -51,12 +51,24 @@ def _excerpt(raw: str) -> str:
     return raw if len(raw) <= _RAW_EXCERPT else raw[:_RAW_EXCERPT] + "..."
 
 
-def validate(record: RawRecord) -> Document | Reject:
-    """Check one record's shape and normalize its text (Unicode NFC)."""
+def _excerpt_payload(payload: Any) -> str:
+    """A short JSON rendering that never serializes a huge text in full."""
+    if isinstance(payload, dict) and isinstance(payload.get("text"), str):
+        payload = {**payload, "text": _excerpt(payload["text"])}
+    return _excerpt(json.dumps(payload, default=str))
+
+
+def validate(record: RawRecord, max_chars: int | None = None) -> Document | Reject:
+    """Check one record's shape and normalize its text (Unicode NFC).
+
+    `max_chars` refuses documents far beyond what the corpus is meant to hold (a stray
+    multi-megabyte file body) instead of turning them into thousands of chunks.
+    """
     if record.error is not None:
         return Reject(record.location, record.error, _excerpt(record.raw))
     payload = record.payload
-    raw = _excerpt(record.raw or json.dumps(payload, default=str))
+    # Built once, whether or not it is needed: rejects carry it, and records are small.
+    raw = _excerpt(record.raw) if record.raw else _excerpt_payload(payload)
     if not isinstance(payload, dict):
         return Reject(record.location, f"record is a {type(payload).__name__}, not an object", raw)
     doc_id, text = payload.get("id"), payload.get("text")
@@ -70,6 +82,13 @@ def validate(record: RawRecord) -> Document | Reject:
         return Reject(record.location, f"field 'text' is {kind} (document {doc_id!r})", raw)
     if not text.strip():
         return Reject(record.location, f"field 'text' is empty (document {doc_id!r})", raw)
+    if max_chars is not None and len(text) > max_chars:
+        return Reject(
+            record.location,
+            f"field 'text' has {len(text):,} characters, over the limit of {max_chars:,} "
+            f"(document {doc_id!r}; raise corpus.max_document_chars to index it)",
+            raw[:200],
+        )
     metadata: dict[str, MetadataValue] = {}
     for key, value in payload.items():
         if key in ("id", "text") or value is None:

@@ -8,6 +8,8 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from resources.corpus.chunking import ChunkingConfig
+from resources.corpus.ids import owners
+from resources.corpus.loading import ShardContents, load_shard
 from resources.corpus.manifest import shard_spec
 from resources.corpus.reader import ShardSpec
 from resources.corpus.tables import stage_path
@@ -20,6 +22,9 @@ class CorpusResource(ConfigurableResource):
     shard_size: int = Field(default=1000, description="documents per shard (partition)")
     data_dir: str = Field(default=".data", description="stage files, manifest and quarantine")
     chunk_overlap: int = Field(default=32, description="tokens shared by neighbouring chunks")
+    max_document_chars: int = Field(
+        default=2_000_000, description="longer documents are quarantined, not indexed"
+    )
     strict: bool = Field(
         default=False, description="fail a shard on its first bad record instead of quarantining"
     )
@@ -29,6 +34,15 @@ class CorpusResource(ConfigurableResource):
 
     def shard(self, key: str) -> ShardSpec:
         return shard_spec(self.data_dir, key)
+
+    def load(self, key: str) -> ShardContents:
+        """The shard's documents and rejects, ids checked against the whole corpus."""
+        return load_shard(
+            self.shard(key),
+            strict=self.strict,
+            max_chars=self.max_document_chars,
+            id_owners=lambda ids: owners(self.data_dir, ids),
+        )
 
     def chunking(self, max_tokens: int) -> ChunkingConfig:
         return ChunkingConfig(max_tokens=max_tokens, overlap=self.chunk_overlap)

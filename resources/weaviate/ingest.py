@@ -35,6 +35,7 @@ ERRORS_SHOWN = 5
 _TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
                       "temporarily", "try again", "shutting down")  # fmt: skip
 _TOO_LARGE_MARKERS = ("larger than max", "message too large", "resource_exhausted")
+_GAVE_UP = "still failing after"
 _PER_OBJECT_OVERHEAD = 96  # bytes of protobuf framing, uuid and collection name per object
 
 
@@ -89,6 +90,11 @@ class IngestReport:
     @property
     def written(self) -> int:
         return self.attempted - len(self.failed)
+
+    @property
+    def transient_only(self) -> bool:
+        """True when every failure was a transient one that outlasted its retries."""
+        return all(f.message.startswith(_GAVE_UP) for f in self.failed)
 
     @property
     def objects_per_second(self) -> float:
@@ -265,6 +271,17 @@ def delete_objects(collection: weaviate.collections.Collection, uuids: Sequence[
 def count_shard(collection: weaviate.collections.Collection, shard: str) -> int:
     result = collection.aggregate.over_all(filters=shard_filter(shard), total_count=True)
     return int(result.total_count or 0)
+
+
+def shard_is_current(
+    collection: weaviate.collections.Collection, shard: str, version: str, expected: int
+) -> bool:
+    """The shard already holds exactly `expected` objects, all of this version: nothing to do."""
+    if count_shard(collection, shard) != expected:
+        return False
+    current = shard_filter(shard) & Filter.by_property("shard_version").equal(version)
+    result = collection.aggregate.over_all(filters=current, total_count=True)
+    return int(result.total_count or 0) == expected
 
 
 def server_message_limit(client: weaviate.WeaviateClient) -> int | None:

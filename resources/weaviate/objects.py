@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 
@@ -11,6 +12,15 @@ from weaviate.classes.config import DataType
 
 from resources.weaviate.ingest import IngestObject
 from resources.weaviate.schema import property_name
+
+
+def objects_version(chunks: pa.Table, vectors_hash: str, model: Mapping) -> str:
+    """Changes whenever anything written to Weaviate would change: text, metadata, vectors."""
+    digest = hashlib.sha256(vectors_hash.encode())
+    digest.update(json.dumps(dict(model), sort_keys=True).encode())
+    for column in ("uuid", "doc_id", "chunk_index", "text", "token_count", "metadata"):
+        digest.update(json.dumps(chunks.column(column).to_pylist()).encode())
+    return digest.hexdigest()[:20]
 
 
 def metadata_samples(chunks: pa.Table) -> Iterator[dict]:
