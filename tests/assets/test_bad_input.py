@@ -1,0 +1,130 @@
+"""The bad-input catalogue: each kind of broken record is quarantined with its location and
+reason (or fails the shard in strict mode), and nothing disappears without a record of it."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from dagster import DagsterInstance, materialize
+
+from assets.corpus import corpus_shard
+from orchestration.jobs import register_shards
+from orchestration.partitions import shard_partitions
+from resources.corpus.resource import CorpusResource
+
+GOOD = json.dumps({"id": "good-1", "text": "A valid document about rivers."})
+
+
+def _run(tmp_path, files: dict[str, bytes], strict=False, shard_size=100):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, data in files.items():
+        (corpus / name).write_bytes(data)
+    resource = CorpusResource(corpus_path=str(corpus), shard_size=shard_size,
+                              data_dir=str(tmp_path / "data"), strict=strict,
+                              max_document_chars=1_000_000)  # fmt: skip
+    instance = DagsterInstance.ephemeral()
+    registered = register_shards.execute_in_process(
+        instance=instance, resources={"corpus": resource}, raise_on_error=False
+    )
+    keys = instance.get_dynamic_partitions(shard_partitions.name)
+    results = {
+        key: materialize([corpus_shard], partition_key=key, instance=instance,
+                         resources={"corpus": resource}, raise_on_error=False)
+        for key in keys
+    }  # fmt: skip
+    return resource, registered, results
+
+
+def _quarantine(resource, key):
+    path = resource.stage_file("quarantine", key, ".jsonl")
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _only_reject(tmp_path, line: bytes):
+    resource, _, results = _run(tmp_path, {"a.jsonl": GOOD.encode() + b"\n" + line + b"\n"})
+    [result] = results.values()
+    assert result.success
+    metadata = result.asset_materializations_for_node("corpus_shard")[0].metadata
+    assert (metadata["documents"].value, metadata["rejected"].value) == (1, 1)
+    [reject] = _quarantine(resource, "a-s00000")
+    assert reject["location"] == "a.jsonl:line 2"
+    return reject["reason"]
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"id": "x", "text": "unterminated', "malformed JSON"),
+        (b'{"text": "no id here"}', "field 'id' is missing"),
+        (b'{"id": "", "text": "empty id"}', "field 'id' is empty"),
+        (b'{"id": "e", "text": ""}', "field 'text' is empty (document 'e')"),
+        (b'{"id": "w", "text": " \\t\\n "}', "field 'text' is empty (document 'w')"),
+        (b'{"id": 42, "text": "numeric id"}', "field 'id' is a int, not a string"),
+        (b'{"id": "t", "text": ["a", "list"]}', "field 'text' is a list, not a string"),
+        (b'{"id": "m", "text": "x", "meta": {"a": 1}}', "metadata field 'meta' is a dict"),
+        (b'{"id": "u", "text": "caf\xe9"}', "invalid UTF-8"),
+        (b'["an", "array"]', "record is a list, not an object"),
+    ],
+)
+def test_a_bad_record_is_quarantined_with_its_line(tmp_path, line, reason):
+    assert reason in _only_reject(tmp_path, line)
+
+
+def test_a_duplicate_id_in_the_same_shard_names_the_first_occurrence(tmp_path):
+    reason = _only_reject(tmp_path, json.dumps({"id": "good-1", "text": "again"}).encode())
+    assert reason == "duplicate id 'good-1' (first at a.jsonl:line 1)"
+
+
+def test_a_duplicate_id_across_shards_is_refused_whatever_runs_first(tmp_path):
+    later = json.dumps({"id": "good-1", "text": "the same id in another file"})
+    resource, _, results = _run(tmp_path, {"a.jsonl": (GOOD + "\n").encode(),
+                                           "b.jsonl": (later + "\n").encode()})  # fmt: skip
+    assert all(r.success for r in results.values())
+    assert _quarantine(resource, "a-s00000") == []
+    [reject] = _quarantine(resource, "b-s00000")
+    assert reject["location"] == "b.jsonl:line 1"
+    assert reject["reason"] == "duplicate id 'good-1' (first at a.jsonl:line 1, in shard a-s00000)"
+
+
+def test_a_ten_megabyte_document_is_refused_with_its_size(tmp_path):
+    huge = json.dumps({"id": "huge", "text": "word " * 2_000_000}).encode()
+    reason = _only_reject(tmp_path, huge)
+    assert "has 10,000,000 characters, over the limit of 1,000,000" in reason
+    assert "document 'huge'" in reason
+
+
+def test_an_empty_file_and_a_truncated_parquet_file_are_reported_and_skipped(tmp_path):
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist([{"id": f"p{i}", "text": "t"} for i in range(50)]), buffer)
+    data = buffer.getvalue().to_pybytes()
+    resource, registered, results = _run(
+        tmp_path,
+        {
+            "a.jsonl": (GOOD + "\n").encode(),
+            "empty.jsonl": b"",
+            "cut.parquet": data[: len(data) // 2],
+        },
+    )
+    assert registered.success and list(results) == ["a-s00000"]
+    problems = [
+        json.loads(line)
+        for line in (tmp_path / "data" / "manifest" / "problems.jsonl").read_text().splitlines()
+    ]
+    assert [(p["location"], p["reason"].split(":")[0]) for p in problems] == [
+        ("cut.parquet", "file skipped"),
+        ("empty.jsonl", "file has no records"),
+    ]
+
+
+def test_strict_mode_fails_the_shard_naming_file_and_line(tmp_path):
+    files = {"a.jsonl": (GOOD + "\n{broken\n").encode()}
+    _, _, results = _run(tmp_path, files, strict=True)
+    [result] = results.values()
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("shard a-s00000 (strict mode): a.jsonl:line 2: malformed JSON")
+    # Deterministic bad input is not retried by the step's retry policy.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
