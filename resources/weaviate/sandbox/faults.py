@@ -29,3 +29,8 @@ class Faults:
     def next_batch_failure(self) -> tuple[grpc.StatusCode, str] | None:
         with self._lock:
             return self._batch_failures.pop(0) if self._batch_failures else None
+
+    def clear(self) -> None:
+        """Disarms every fault, so a shared server starts the next test healthy."""
+        with self._lock:
+            self._batch_failures.clear()
