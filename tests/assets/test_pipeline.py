@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -155,19 +156,28 @@ def test_the_count_check_passed_for_every_shard(indexed):
         assert metadata["expected_objects"].value == metadata["objects_in_weaviate"].value > 0
 
 
-def test_rematerializing_a_shard_reuses_its_vectors_and_changes_nothing(indexed):
+def test_an_unchanged_rematerialization_does_no_gpu_work_and_writes_nothing(indexed, sandbox):
     collection = indexed["collection"]
-    before = {str(o.uuid): o.properties for o in _all_objects(collection)}
-    again = materialize(ASSETS, partition_key="b-s00001", instance=indexed["instance"],
-                        resources=indexed["resources"])  # fmt: skip
+    before = {str(o.uuid): (o.properties, o.vector) for o in _all_objects(collection)}
+    vectors_file = Path(indexed["resources"]["corpus"].stage_file("embeddings", "b-s00001"))
+    vectors_written = vectors_file.stat().st_mtime_ns
+    batch_calls = sandbox.faults.batch_calls
+    again = materialize(
+        ASSETS,
+        partition_key="b-s00001",
+        instance=indexed["instance"],
+        resources=indexed["resources"],
+    )
     assert again.success
     embedded = again.asset_materializations_for_node("embeddings")[0].metadata
-    assert embedded["reused_checkpoint"].value is True
+    assert embedded["reused_checkpoint"].value is True and embedded["texts"].value == 0
+    assert vectors_file.stat().st_mtime_ns == vectors_written
     index = again.asset_materializations_for_node("weaviate_index")[0].metadata
-    assert index["failed_objects"].value == 0 and index["stale_deleted"].value == 0
-    after = {str(o.uuid): o.properties for o in _all_objects(collection)}
+    assert index["unchanged"].value is True and index["objects"].value == 0
+    assert sandbox.faults.batch_calls == batch_calls
+    after = {str(o.uuid): (o.properties, o.vector) for o in _all_objects(collection)}
     assert after == before
     shard = collection.query.fetch_objects(
         filters=Filter.by_property("shard").equal("b-s00001"), limit=10_000
     )
-    assert len(shard.objects) == index["objects"].value
+    assert len(shard.objects) == index["objects_in_weaviate"].value

@@ -83,15 +83,23 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
     ) -> batch_pb2.BatchObjectsReply:
         start = time.perf_counter()
         failure = self.faults.next_batch_failure()
+        if self.faults.latency_seconds:
+            time.sleep(self.faults.latency_seconds)
         if failure is not None:
             context.abort(*failure)
         errors: dict[int, str] = {}
         groups: dict[str, list[tuple[int, IncomingObject]]] = {}
         for index, obj in enumerate(request.objects):
             try:
-                groups.setdefault(obj.collection, []).append((index, decode_batch_object(obj)))
+                decoded = decode_batch_object(obj)
             except SandboxError as exc:
                 errors[index] = str(exc)
+                continue
+            rejection = self.faults.rejection(decoded.uuid)
+            if rejection is not None:
+                errors[index] = rejection
+                continue
+            groups.setdefault(obj.collection, []).append((index, decoded))
         with self.store.lock:
             for name, items in groups.items():
                 try:
