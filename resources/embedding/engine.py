@@ -53,8 +53,9 @@ logger = logging.getLogger(__name__)
 # Measured on a 2-core CPU with all-MiniLM-L6-v2 (BENCHMARKS.md): beyond a few thousand padded
 # tokens a CPU batch gains nothing and only delays the first results.
 CPU_TOKEN_BUDGET = 8192
-# Texts per tokenizer task, and the window sizes the length sort works over.
+# Texts per tokenizer task (at most; at least), and the window sizes the length sort works over.
 TOKENIZE_CHUNK = 2048
+MIN_TOKENIZE_CHUNK = 128
 FIRST_WINDOW = 4096
 LARGEST_WINDOW = 65536
 # Batches launched on the GPU but not yet collected.
@@ -263,17 +264,15 @@ class EmbeddingEngine:
             return
         if self._pool is None:
             self._pool = TokenizerPool(self.config.model, self.max_length, workers)
-        # Everything is queued at once; workers finish windows while the device runs earlier ones.
-        futures: list[tuple[int, list[Future[Tokenized]]]] = [
-            (
-                start,
-                [
-                    self._pool.submit(texts[i : min(end, i + TOKENIZE_CHUNK)])
-                    for i in range(start, end, TOKENIZE_CHUNK)
-                ],
-            )
-            for start, end in windows
-        ]
+        # Everything is queued at once; workers finish windows while the device runs earlier
+        # ones. Each window is split over all workers, so the first one is ready quickly.
+        futures: list[tuple[int, list[Future[Tokenized]]]] = []
+        for start, end in windows:
+            step = max(MIN_TOKENIZE_CHUNK, min(TOKENIZE_CHUNK, -(-(end - start) // workers)))
+            parts = [
+                self._pool.submit(texts[i : min(end, i + step)]) for i in range(start, end, step)
+            ]
+            futures.append((start, parts))
         for start, parts in futures:
             yield start, Tokenized.concat([part.result() for part in parts])
 

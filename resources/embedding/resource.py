@@ -79,6 +79,11 @@ class EmbeddingResource(ConfigurableResource):
     profile_nvtx: bool = Field(
         default=False, description="Mark tokenize, copy, forward and pooling with NVTX ranges."
     )
+    compile: bool = Field(
+        default=False,
+        description="torch.compile the model: faster batches on a GPU after a one-off "
+        "compilation of about half a minute per process (BENCHMARKS.md).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -104,6 +109,7 @@ class EmbeddingResource(ConfigurableResource):
             tokenizer_workers=self.tokenizer_workers,
             data_dir=self.data_dir,
             profile_nvtx=self.profile_nvtx,
+            compile=self.compile,
         )
 
     @cached_property

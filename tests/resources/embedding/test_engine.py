@@ -103,6 +103,7 @@ def test_empty_input(cpu_engine):
 
 def test_windows_and_tokenizer_workers_change_nothing(cpu_engine, texts, baseline, monkeypatch):
     monkeypatch.setattr(engine_module, "TOKENIZE_CHUNK", 4)
+    monkeypatch.setattr(engine_module, "MIN_TOKENIZE_CHUNK", 2)
     monkeypatch.setattr(engine_module, "FIRST_WINDOW", 5)
     monkeypatch.setattr(engine_module, "LARGEST_WINDOW", 12)
     engine = cpu_engine(tokenizer_workers=1)
