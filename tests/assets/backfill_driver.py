@@ -1,0 +1,132 @@
+"""Runs a backfill of every shard partition that is not yet indexed, like the UI's
+"re-execute failed partitions": used by the kill-and-resume tests, in process and as a child
+process that kills itself (SIGKILL) at a chosen moment.
+
+    python -m tests.assets.backfill_driver CONFIG.json
+"""
+
+import json
+import os
+import random
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, materialize
+from dagster._core.instance.ref import InstanceRef
+
+from assets.chunks import chunks
+from assets.corpus import corpus_shard
+from assets.embeddings import embeddings
+from assets.index import object_count_matches_chunks, weaviate_index
+from orchestration.jobs import register_shards
+from orchestration.partitions import shard_partitions
+from resources.corpus.resource import CorpusResource
+from resources.embedding import EmbeddingResource
+from resources.weaviate import WeaviateResource
+
+ASSETS = [corpus_shard, chunks, embeddings, weaviate_index, object_count_matches_chunks]
+
+
+def instance_at(home: str) -> DagsterInstance:
+    """A persistent SQLite instance, shared by the killed run and the one that resumes it."""
+    Path(home).mkdir(parents=True, exist_ok=True)
+    (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    return DagsterInstance.from_ref(InstanceRef.from_dir(home))
+
+
+def resources_for(config: dict) -> dict:
+    return {
+        "corpus": CorpusResource(corpus_path=config["corpus"], shard_size=config["shard_size"],
+                                 data_dir=config["data_dir"]),
+        "embedder": EmbeddingResource(device="cpu", data_dir=config["data_dir"]),
+        "weaviate": WeaviateResource(
+            mode="local", url=f"http://127.0.0.1:{config['http_port']}",
+            grpc_port=config["grpc_port"], collection=config["collection"],
+            data_dir=config["data_dir"], batch_size=10,
+        ),
+    }  # fmt: skip
+
+
+def backfill(config: dict) -> list[str]:
+    """Register shards, then materialize each partition whose index is not materialized yet."""
+    instance = instance_at(config["dagster_home"])
+    resources = resources_for(config)
+    register_shards.execute_in_process(instance=instance, resources={"corpus": resources["corpus"]})
+    done = instance.get_materialized_partitions(AssetKey("weaviate_index"))
+    keys = [k for k in instance.get_dynamic_partitions(shard_partitions.name) if k not in done]
+    for key in keys:
+        result = materialize(ASSETS, partition_key=key, instance=instance, resources=resources,
+                             raise_on_error=False)  # fmt: skip
+        if not result.success:
+            raise RuntimeError(f"partition {key} failed")
+    return keys
+
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kill_on_call(owner, name: str, nth: int, after: bool) -> None:
+    """Replace owner.name so that its nth call kills the process (before or after it runs)."""
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        this_call = calls["n"]  # calls may overlap (concurrent ingest requests)
+        if this_call == nth and not after:
+            _die()
+        result = original(*args, **kwargs)
+        if this_call == nth and after:
+            _die()
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def _kill_during_call(owner, name: str, nth: int, delay: float) -> None:
+    """The nth call starts a timer that kills the process while the call is still running."""
+    original = getattr(owner, name)
+    calls = {"n": 0}
+
+    def wrapper(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == nth:
+            threading.Timer(delay, _die).start()
+        return original(*args, **kwargs)
+
+    setattr(owner, name, wrapper)
+
+
+def install_kill(kill: dict) -> None:
+    import resources.corpus.chunking as chunking
+    import resources.files as files
+    import resources.weaviate.ingest as ingest
+    from resources.embedding.engine import EmbeddingEngine
+
+    point, nth = kill["point"], kill.get("nth", 1)
+    if point == "chunking":
+        _kill_on_call(chunking.Chunker, "_chunk_batch", nth, after=False)
+    elif point == "embedding":
+        _kill_during_call(EmbeddingEngine, "embed_token_ids", nth, delay=kill.get("delay", 0.5))
+    elif point == "checkpoint_rename":
+        _kill_on_call(files.os, "replace", nth, after=False)
+    elif point == "between_ingest_batches":
+        _kill_on_call(ingest._BatchSender, "send", nth, after=True)
+    elif point == "stale_deletion":
+        _kill_on_call(ingest, "delete_stale", nth, after=True)
+    elif point == "random":
+        delay = random.Random(kill["seed"]).uniform(*kill["window"])
+        threading.Timer(delay, _die).start()
+    else:
+        raise ValueError(f"unknown kill point {point!r}")
+
+
+if __name__ == "__main__":
+    config = json.loads(Path(sys.argv[1]).read_text())
+    if config.get("kill"):
+        install_kill(config["kill"])
+    backfill(config)
+    print("backfill finished without being killed")

