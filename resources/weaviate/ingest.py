@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 ERRORS_SHOWN = 5
 # Per-object errors from a batch that the server did not finish for reasons of its own.
 _TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
-                      "temporarily", "try again", "shutting down")  # fmt: skip
+                      "temporarily", "try again", "shutting down", "cancelled", "socket closed",
+                      "broken pipe")  # fmt: skip
 _TOO_LARGE_MARKERS = ("larger than max", "message too large", "resource_exhausted")
 _GAVE_UP = "still failing after"
 _PER_OBJECT_OVERHEAD = 96  # bytes of protobuf framing, uuid and collection name per object

@@ -1,5 +1,7 @@
 """Ingest accounting against a Weaviate-protocol server (the sandbox, or a real one)."""
 
+import threading
+import time
 import uuid
 
 import grpc
@@ -14,6 +16,7 @@ from resources.weaviate.ingest import (
     count_shard,
     ingest_shard,
 )
+from resources.weaviate.sandbox import SandboxServer
 from resources.weaviate.schema import ensure_collection, ensure_metadata_properties
 from tests.conftest import WeaviateTarget, connect
 
@@ -122,6 +125,81 @@ def test_transient_server_failures_are_retried_to_an_exact_count(sandbox, code):
         assert (
             report.retries >= 1 or code == grpc.StatusCode.UNAVAILABLE
         )  # the client retries these
+    finally:
+        sandbox.faults.clear()
+        client.collections.delete(name)
+        client.close()
+
+
+def _sandbox_client(server):
+    return connect(WeaviateTarget("sandbox", server.host, server.http_port, server.grpc_port))
+
+
+def test_a_persistent_server_failure_fails_the_shard_with_the_reason(sandbox):
+    client = _sandbox_client(sandbox)
+    name = f"Down_{uuid.uuid4().hex[:8]}"
+    ensure_collection(client, name)
+    try:
+        sandbox.faults.fail_next_batches(10_000, grpc.StatusCode.DEADLINE_EXCEEDED)
+        policy = IngestPolicy(max_objects=50, retry_seconds=0.5, first_backoff_seconds=0.1)
+        with pytest.raises(IngestError) as caught:
+            ingest_shard(client, name, "s1", "v1", _objects(60), expected=60, policy=policy)
+        assert caught.value.report.transient_only
+        assert len(caught.value.report.failed) == 60
+        assert "still failing after 0s of retries" in str(caught.value)
+        assert "DEADLINE_EXCEEDED" in str(caught.value)
+    finally:
+        sandbox.faults.clear()
+        client.collections.delete(name)
+        client.close()
+
+
+def test_a_server_restart_in_the_middle_of_an_ingest_loses_nothing(tmp_path):
+    server = SandboxServer(data_dir=tmp_path).start()
+    client = _sandbox_client(server)
+    name = f"Restart_{uuid.uuid4().hex[:8]}"
+    ensure_collection(client, name)
+    server.faults.delay_batches(0.05)
+    outcome: dict = {}
+
+    def ingest():
+        policy = IngestPolicy(max_objects=10, retry_seconds=60, first_backoff_seconds=0.2)
+        try:
+            outcome["report"] = ingest_shard(
+                client, name, "s1", "v1", _objects(300), expected=300, policy=policy
+            )
+        except Exception as exc:  # surfaced by the assertion below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=ingest)
+    worker.start()
+    time.sleep(0.5)
+    assert worker.is_alive(), "the ingest ended before the restart"
+    server.stop()
+    time.sleep(1.0)
+    server.start()  # same ports, same data directory
+    worker.join(timeout=120)
+    try:
+        assert "error" not in outcome, outcome.get("error")
+        report = outcome["report"]
+        assert report.count_in_weaviate == 300 and not report.failed
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_objects_the_server_refuses_are_named(sandbox):
+    client = _sandbox_client(sandbox)
+    name = f"Refuse_{uuid.uuid4().hex[:8]}"
+    ensure_collection(client, name)
+    objects = _objects(30)
+    try:
+        sandbox.faults.reject_objects({objects[4].uuid, objects[20].uuid}, "vector index full")
+        with pytest.raises(IngestError) as caught:
+            ingest_shard(client, name, "s1", "v1", objects, expected=30)
+        assert not caught.value.report.transient_only
+        assert {f.doc_id for f in caught.value.report.failed} == {"doc-4", "doc-20"}
+        assert "vector index full" in str(caught.value)
     finally:
         sandbox.faults.clear()
         client.collections.delete(name)
