@@ -64,6 +64,11 @@ class RestApi:
             ("DELETE", re.compile(r"/v1/objects/([^/]+)/([^/]+)"), self.delete_object),
             ("PUT", re.compile(r"/v1/objects/([^/]+)/([^/]+)"), self.replace_object),
             ("PATCH", re.compile(r"/v1/objects/([^/]+)/([^/]+)"), self.update_object),
+            ("GET", re.compile(r"/v1/aliases"), self.list_aliases),
+            ("POST", re.compile(r"/v1/aliases"), self.create_alias),
+            ("GET", re.compile(r"/v1/aliases/([^/]+)"), self.get_alias),
+            ("PUT", re.compile(r"/v1/aliases/([^/]+)"), self.replace_alias),
+            ("DELETE", re.compile(r"/v1/aliases/([^/]+)"), self.delete_alias),
         ]
 
     def handle(self, method: str, target: str, body: Any) -> Reply:
@@ -166,6 +171,40 @@ class RestApi:
             return 200, [
                 {"name": shard_name(collection.name), "status": "READY", "vectorQueueSize": 0}
             ]
+
+    # -- aliases -----------------------------------------------------------------------------
+    def list_aliases(self, request: _Request) -> Reply:
+        wanted = request.query.get("class")
+        with self.store.lock:
+            target = schema_mod.class_name(wanted) if wanted else None
+            aliases = [
+                {"alias": alias, "class": cls}
+                for alias, cls in sorted(self.store.aliases.items())
+                if target is None or cls == target
+            ]
+        return 200, {"aliases": aliases}
+
+    def create_alias(self, request: _Request) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        alias, cls = self.store.create_alias(str(body.get("alias", "")), str(body.get("class", "")))
+        return 200, {"alias": alias, "class": cls}
+
+    def get_alias(self, request: _Request) -> Reply:
+        alias = schema_mod.class_name(request.args[0])
+        with self.store.lock:
+            cls = self.store.aliases.get(alias)
+        if cls is None:
+            return _error(404, f"alias {alias} not found")
+        return 200, {"alias": alias, "class": cls}
+
+    def replace_alias(self, request: _Request) -> Reply:
+        body = request.body if isinstance(request.body, dict) else {}
+        alias, cls = self.store.replace_alias(request.args[0], str(body.get("class", "")))
+        return 200, {"alias": alias, "class": cls}
+
+    def delete_alias(self, request: _Request) -> Reply:
+        self.store.delete_alias(request.args[0])
+        return 204, None
 
     # -- objects -----------------------------------------------------------------------------
     @staticmethod

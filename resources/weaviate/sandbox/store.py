@@ -396,7 +396,10 @@ class Store:
     def __init__(self, data_dir: str | os.PathLike[str] | None) -> None:
         self.lock = threading.RLock()
         self._root = Path(data_dir) / "collections" if data_dir is not None else None
+        self._aliases_file = Path(data_dir) / "aliases.json" if data_dir is not None else None
         self.collections: dict[str, Collection] = {}
+        # alias -> class name; every name lookup goes through here, as in Weaviate 1.32+.
+        self.aliases: dict[str, str] = {}
         if self._root is not None:
             self._root.mkdir(parents=True, exist_ok=True)
             for path in sorted(self._root.iterdir()):
@@ -404,27 +407,75 @@ class Store:
                 if schema_file.exists():
                     schema = json.loads(schema_file.read_text())
                     self.collections[schema["class"]] = Collection(schema, path)
+        if self._aliases_file is not None and self._aliases_file.exists():
+            self.aliases = json.loads(self._aliases_file.read_text())
 
     def create(self, body: dict[str, Any]) -> dict[str, Any]:
         schema = schema_mod.complete_class(body)
         with self.lock:
             if any(n.lower() == schema["class"].lower() for n in self.collections):
                 raise AlreadyExists(f"class name {schema['class']} already exists")
+            if schema["class"] in self.aliases:
+                raise AlreadyExists(f"class name {schema['class']} is already used by an alias")
             directory = self._root / schema["class"] if self._root is not None else None
             self.collections[schema["class"]] = Collection(schema, directory)
             return schema
 
     def get(self, name: str) -> Collection:
-        collection = self.collections.get(schema_mod.class_name(name))
+        """The collection of that name, or the one an alias of that name points to."""
+        key = schema_mod.class_name(name)
+        collection = self.collections.get(self.aliases.get(key, key))
         if collection is None:
             raise NotFound(f"collection {name} not found")
         return collection
 
     def drop(self, name: str) -> None:
+        """Drops a class by its own name (never through an alias), and the aliases to it."""
         with self.lock:
             collection = self.collections.pop(schema_mod.class_name(name), None)
             if collection is not None:
                 collection.drop_files()
+                self._set_aliases({a: c for a, c in self.aliases.items() if c != collection.name})
+
+    # -- aliases -----------------------------------------------------------------------------
+    def _set_aliases(self, aliases: dict[str, str]) -> None:
+        self.aliases = aliases
+        if self._aliases_file is not None:
+            tmp = self._aliases_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(aliases, sort_keys=True))
+            os.replace(tmp, self._aliases_file)
+
+    def create_alias(self, alias: str, class_name: str) -> tuple[str, str]:
+        alias, target = schema_mod.class_name(alias), schema_mod.class_name(class_name)
+        with self.lock:
+            if not alias:
+                raise SandboxError("alias name must not be empty")
+            if alias in self.aliases:
+                raise AlreadyExists(f"alias {alias} already exists")
+            if any(n.lower() == alias.lower() for n in self.collections):
+                raise AlreadyExists(f"alias {alias} clashes with the class of that name")
+            if target not in self.collections:
+                raise NotFound(f"class {target} not found")
+            self._set_aliases({**self.aliases, alias: target})
+            return alias, target
+
+    def replace_alias(self, alias: str, class_name: str) -> tuple[str, str]:
+        """Points an existing alias at another class in one step: readers never see neither."""
+        alias, target = schema_mod.class_name(alias), schema_mod.class_name(class_name)
+        with self.lock:
+            if alias not in self.aliases:
+                raise NotFound(f"alias {alias} not found")
+            if target not in self.collections:
+                raise NotFound(f"class {target} not found")
+            self._set_aliases({**self.aliases, alias: target})
+            return alias, target
+
+    def delete_alias(self, alias: str) -> None:
+        alias = schema_mod.class_name(alias)
+        with self.lock:
+            if alias not in self.aliases:
+                raise NotFound(f"alias {alias} not found")
+            self._set_aliases({a: c for a, c in self.aliases.items() if a != alias})
 
     def close(self) -> None:
         with self.lock:
