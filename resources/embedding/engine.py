@@ -332,10 +332,9 @@ class EmbeddingEngine:
             if self.fault_hook is not None:
                 self.fault_hook(end - start, (end - start) * cols)
             piece_ids, piece_mask = ids[start:end, :cols], mask[start:end, :cols]
-            padded = int(lengths[start:end].min()) < cols
             if not self._cuda:
                 began = time.perf_counter()
-                out = self.model.encode(piece_ids, piece_mask, mark, padded)
+                out = self.model.encode(piece_ids, piece_mask, mark)
                 stats.gpu_seconds += time.perf_counter() - began
                 return out
             began, ended = (torch.cuda.Event(enable_timing=True) for _ in range(2))
@@ -343,7 +342,7 @@ class EmbeddingEngine:
             with mark("copy-in"):
                 ids_d = piece_ids.to(device, non_blocking=True)
                 mask_d = piece_mask.to(device, non_blocking=True)
-            out = self.model.encode(ids_d, mask_d, mark, padded)
+            out = self.model.encode(ids_d, mask_d, mark)
             with mark("copy-out"):
                 host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
                 host.copy_(out, non_blocking=True)

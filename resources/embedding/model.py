@@ -141,19 +141,14 @@ class EncoderModel:
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         ranges: type[AbstractContextManager] | None = None,
-        padded: bool = True,
     ) -> torch.Tensor:
         """Float32 pooled vectors [rows, dim], unit length as the interface promises.
 
-        `padded=False` (the caller knows every row fills the width) runs attention without a
-        mask, on the fastest SDPA kernel, and spares transformers' check whether the mask masks
-        anything, a device-to-host synchronization. `ranges(name)` (NVTX when profiling) marks
-        the forward and pooling phases.
+        `ranges(name)` (NVTX when profiling) marks the forward and pooling phases.
         """
         mark = ranges or (lambda _name: nullcontext())
         with mark("forward"):
-            model_mask = attention_mask if padded else None
-            hidden = self.forward(input_ids=input_ids, attention_mask=model_mask)[0]
+            hidden = self.forward(input_ids=input_ids, attention_mask=attention_mask)[0]
         with mark("pooling"):
             if self.pooling.mode == "cls":
                 pooled = hidden[:, 0].float()

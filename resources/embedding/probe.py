@@ -71,7 +71,7 @@ def search_budget(
 
 
 def forward_trial(
-    run_forward: Callable[..., torch.Tensor],
+    run_forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     device: torch.device,
     length: int,
     vocab_size: int,
@@ -93,7 +93,7 @@ def forward_trial(
             ids = torch.randint(1000, vocab_size, (rows, length), generator=generator)
             mask = torch.ones_like(ids)
             torch.cuda.reset_peak_memory_stats(device)
-            run_forward(ids.to(device), mask.to(device), None, False)
+            run_forward(ids.to(device), mask.to(device))
             torch.cuda.synchronize(device)
             peak = torch.cuda.max_memory_allocated(device)
         except (torch.OutOfMemoryError, RuntimeError) as exc:
