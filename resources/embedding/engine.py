@@ -4,10 +4,12 @@ Plain Python and torch; `resource.py` adapts it to Dagster. One engine per proce
 model, the tokenizer workers and the adaptive budget, so later calls start where earlier ones
 ended.
 
-On a GPU the host never waits for a batch it has just launched: inputs go through pinned memory
-with non-blocking copies, outputs come back the same way, and results are collected two batches
-behind, so the next batch is padded and launched while the device still works on the previous
-ones. Tokenizer worker processes run ahead of both.
+On a GPU the engine does not wait for a batch it has just launched: inputs go through pinned
+memory with non-blocking copies, outputs come back the same way, and results are collected two
+batches behind, so the next batch is padded while the device works. (transformers' SDPA path
+checks on the device whether a padding mask masks anything, one synchronization per batch; the
+wall time of the GPU stage stays within a few percent of the device time, see BENCHMARKS.md.)
+Tokenizer worker processes run ahead of both.
 """
 
 from __future__ import annotations

@@ -133,7 +133,6 @@ class EncoderModel:
         self.dimension = int(config.hidden_size)
         self.vocab_size = int(config.vocab_size)
         self.max_positions = int(config.max_position_embeddings)
-        self.weight_bytes = sum(p.numel() * p.element_size() for p in self.module.parameters())
 
     @torch.inference_mode()
     def encode(
