@@ -1,0 +1,100 @@
+"""What changed in the corpus since it was last looked at: plain comparisons, no Dagster.
+
+The corpus sensor keeps a cursor of each file's stamp (size and modification time) and each
+shard's content hash. A tick whose stamps all match the cursor ends there, without reading a
+byte of the corpus; otherwise the shards are re-registered and their hashes compared here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import fsspec
+
+from resources.corpus.reader import list_corpus_files
+
+# 64 bits of the sha256 tell versions of one shard apart and keep the cursor small at 100k shards.
+HASH_CHARS = 16
+
+
+def short_hash(content_hash: str) -> str:
+    return content_hash[:HASH_CHARS]
+
+
+def stat_corpus(corpus_path: str) -> dict[str, str]:
+    """Each corpus file's "size:modified" stamp, from a listing: no file is opened."""
+    fs, _ = fsspec.core.url_to_fs(corpus_path)
+    stamps = {}
+    for source in list_corpus_files(corpus_path):
+        info = fs.info(source)
+        modified = next(
+            (info[k] for k in ("mtime", "LastModified", "updated", "ETag") if info.get(k)), ""
+        )
+        stamps[source] = f"{info.get('size')}:{modified}"
+    return stamps
+
+
+@dataclass(frozen=True)
+class CorpusCursor:
+    """What the sensor last saw. `files is None` means it has never looked (no cursor yet)."""
+
+    files: dict[str, str] | None = None
+    shards: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> CorpusCursor:
+        if not raw:
+            return cls()
+        body = json.loads(raw)
+        return cls(files=body["files"], shards=body["shards"])
+
+    def to_json(self) -> str:
+        return json.dumps({"files": self.files or {}, "shards": self.shards}, sort_keys=True)
+
+    def fingerprint(self) -> str:
+        """Tells cursors apart in run keys: a tick re-evaluated from the same cursor (the
+        process died before the cursor was saved) repeats its keys and launches nothing twice,
+        while a shard that later returns to an earlier content still gets a fresh key."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class ShardChanges:
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+    @property
+    def to_index(self) -> list[str]:
+        return sorted(self.added + self.changed)
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def compare_shards(recorded: Mapping[str, str], current: Mapping[str, str]) -> ShardChanges:
+    """Shards new since `recorded`, with another hash, or gone. Hashes compare by prefix, so a
+    recorded short hash matches a full one; an empty recorded hash (never indexed) differs."""
+
+    def same(old: str, new: str) -> bool:
+        return bool(old) and short_hash(old) == short_hash(new)
+
+    return ShardChanges(
+        added=sorted(set(current) - set(recorded)),
+        changed=sorted(k for k in current if k in recorded and not same(recorded[k], current[k])),
+        removed=sorted(set(recorded) - set(current)),
+    )
+
+
+def run_key(shard: str, content_hash: str, context: str) -> str:
+    """A run key per (shard, content, evaluation): see `CorpusCursor.fingerprint`."""
+    return f"{shard}@{short_hash(content_hash)}/{context}"
+
+
+def slices(keys: Iterable[str], size: int) -> list[list[str]]:
+    """SQLite refuses very large statements (dagster #16260): partitions go in slices."""
+    items = list(keys)
+    return [items[start : start + size] for start in range(0, len(items), size)]
