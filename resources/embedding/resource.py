@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, model_validator
 
 from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
@@ -91,7 +91,8 @@ class EmbeddingResource(ConfigurableResource):
         """Fill max_length from the model directory, so `r.max_length` is always the real one."""
         if isinstance(values, dict) and values.get("max_length") is None:
             model = values.get("model") or DEFAULT_MODEL
-            if isinstance(model, str):
+            # An EnvVar (a str) is resolved later by Dagster; the engine then reads the length.
+            if isinstance(model, str) and not isinstance(model, EnvVar):
                 values = {**values, "max_length": read_max_length(resolve_model_path(model))}
         return values
 
