@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from orchestration.changes import slices
 
@@ -52,3 +53,11 @@ def indexed_hashes(instance: DagsterInstance, keys: Iterable[str]) -> dict[str, 
         complete = shard is not None and indexed is not None and indexed[0] > shard[0]
         hashes[key] = str(getattr(value, "value", "")) if complete and value else ""
     return hashes
+
+
+def partitions_in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
+    """Shards that a queued or running run of the job is already indexing."""
+    runs = instance.get_runs(
+        filters=RunsFilter(job_name=job_name, statuses=list(IN_PROGRESS_RUN_STATUSES))
+    )
+    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}

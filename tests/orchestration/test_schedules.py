@@ -1,0 +1,127 @@
+"""The nightly schedule launches only shards not indexed at their current content.
+
+"Indexed" is what the instance records: a `corpus_shard` materialization with the shard's
+content hash, followed by a `weaviate_index` materialization. Tests record those directly (as a
+finished run would) instead of embedding anything.
+"""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dagster import (
+    AssetMaterialization,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    SkipReason,
+    build_schedule_context,
+    instance_for_test,
+)
+
+from orchestration.schedules import NIGHTLY, build_index_schedule
+from resources.corpus.reader import scan_shards
+from resources.corpus.resource import CorpusResource
+
+
+def write_docs(path: Path, ids: list[str], text: str = "words") -> None:
+    path.write_text("".join(json.dumps({"id": i, "text": f"{text} {i}"}) + "\n" for i in ids))
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> CorpusResource:
+    """Shards a-s00000, a-s00001 and b-s00000 (two documents a shard)."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    write_docs(folder / "a.jsonl", ["a1", "a2", "a3"])
+    write_docs(folder / "b.jsonl", ["b1", "b2"])
+    return CorpusResource(corpus_path=str(folder), shard_size=2, data_dir=str(tmp_path / "data"))
+
+
+@pytest.fixture
+def instance() -> Iterator[DagsterInstance]:
+    """A throwaway instance with storage on disk: schedule contexts need one they can reload."""
+    with instance_for_test() as temporary:
+        yield temporary
+
+
+def night(instance: DagsterInstance, corpus: CorpusResource) -> list[str] | SkipReason:
+    """One evaluation of the schedule: the shards it launches, or why it launches none."""
+    context = build_schedule_context(instance=instance, resources={"corpus": corpus})
+    result = build_index_schedule()(context)
+    if isinstance(result, SkipReason):
+        return result
+    return sorted(request.partition_key for request in result)
+
+
+def index_everything(instance: DagsterInstance, corpus: CorpusResource) -> None:
+    """What a successful run of each shard leaves in the instance."""
+    for spec in scan_shards(corpus.corpus_path, corpus.shard_size):
+        mark(instance, spec.key, spec.content_hash, reached_weaviate=True)
+
+
+def mark(instance: DagsterInstance, key: str, content_hash: str, reached_weaviate: bool) -> None:
+    instance.report_runless_asset_event(
+        AssetMaterialization(
+            "corpus_shard", partition=key, metadata={"source_content_hash": content_hash}
+        )
+    )
+    if reached_weaviate:
+        instance.report_runless_asset_event(AssetMaterialization("weaviate_index", partition=key))
+
+
+def test_nightly_by_default_and_configurable() -> None:
+    assert build_index_schedule().cron_schedule == NIGHTLY == "0 2 * * *"
+    assert build_index_schedule("*/15 * * * *").cron_schedule == "*/15 * * * *"
+
+
+def test_first_night_registers_and_indexes_every_shard(instance, corpus) -> None:
+    assert night(instance, corpus) == ["a-s00000", "a-s00001", "b-s00000"]
+    assert sorted(instance.get_dynamic_partitions("shards")) == [
+        "a-s00000",
+        "a-s00001",
+        "b-s00000",
+    ]
+
+
+def test_nothing_changed_nothing_launched(instance, corpus) -> None:
+    night(instance, corpus)
+    index_everything(instance, corpus)
+
+    outcome = night(instance, corpus)
+
+    assert isinstance(outcome, SkipReason)
+    assert "all 3 shards are indexed" in outcome.skip_message
+
+
+def test_only_the_shards_that_changed_since_the_last_run(instance, corpus) -> None:
+    night(instance, corpus)
+    index_everything(instance, corpus)
+    folder = Path(corpus.corpus_path)
+    write_docs(folder / "b.jsonl", ["b1", "b2"], text="edited")
+    write_docs(folder / "c.jsonl", ["c1"])
+
+    assert night(instance, corpus) == ["b-s00000", "c-s00000"]
+
+
+def test_a_shard_whose_run_failed_before_weaviate_is_launched_again(instance, corpus) -> None:
+    night(instance, corpus)
+    index_everything(instance, corpus)
+    spec = next(s for s in scan_shards(corpus.corpus_path, 2) if s.key == "a-s00001")
+    mark(instance, spec.key, spec.content_hash, reached_weaviate=False)  # read, then failed
+
+    assert night(instance, corpus) == ["a-s00001"]
+
+
+def test_shards_already_being_indexed_are_left_to_their_run(instance, corpus) -> None:
+    night(instance, corpus)
+    instance.add_run(
+        DagsterRun(
+            job_name="index_shards",
+            status=DagsterRunStatus.STARTED,
+            tags={"dagster/partition": "a-s00000"},
+        )
+    )
+
+    assert night(instance, corpus) == ["a-s00001", "b-s00000"]
