@@ -3,6 +3,7 @@
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.chunks import chunks
+from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
@@ -14,6 +15,7 @@ from resources.vectors import is_current, write_vectors
 @asset(
     deps=[chunks],
     partitions_def=shard_partitions,
+    backfill_policy=BACKFILL_POLICY,
     group_name="indexing",
     retry_policy=TRANSIENT,
     pool="gpu",
@@ -23,23 +25,22 @@ def embeddings(
     context: AssetExecutionContext, corpus: CorpusResource, embedder: EmbeddingResource
 ) -> MaterializeResult:
     """Unit vectors in chunk order. Unchanged chunks and model: the checkpoint is reused."""
-    key = context.partition_key
-    table = read_chunks(corpus.stage_file("chunks", key), columns=["uuid", "token_ids"])
-    content_hash = chunks_content_hash(table)
     model = embedder.model_identity()
-    path = corpus.stage_file("embeddings", key)
-    if is_current(path, content_hash, model):
-        context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
-        return MaterializeResult(
-            metadata={"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
-        )
-    result = embedder.embed_token_ids(table.column("token_ids").to_pylist())
-    write_vectors(path, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
-    return MaterializeResult(
-        metadata={
+
+    def embed(key: str) -> Metadata:
+        table = read_chunks(corpus.stage_file("chunks", key), columns=["uuid", "token_ids"])
+        content_hash = chunks_content_hash(table)
+        path = corpus.stage_file("embeddings", key)
+        if is_current(path, content_hash, model):
+            context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
+            return {"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
+        result = embedder.embed_token_ids(table.column("token_ids").to_pylist())
+        write_vectors(path, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
+        return {
             "chunks": table.num_rows,
             "reused_checkpoint": False,
             "model": model["name"],
             **result.stats.as_metadata(),
         }
-    )
+
+    return for_each_shard(context, embed)

@@ -14,8 +14,11 @@ from dagster import (
     asset,
     asset_check,
 )
+from weaviate import WeaviateClient
+from weaviate.collections import Collection
 
 from assets.embeddings import embeddings
+from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
@@ -31,6 +34,7 @@ from resources.weaviate.schema import ensure_metadata_properties
 @asset(
     deps=[embeddings],
     partitions_def=shard_partitions,
+    backfill_policy=BACKFILL_POLICY,
     group_name="indexing",
     retry_policy=TRANSIENT,
     kinds={"weaviate"},
@@ -39,7 +43,31 @@ def weaviate_index(
     context: AssetExecutionContext, corpus: CorpusResource, weaviate: WeaviateResource
 ) -> MaterializeResult:
     """Batched ingest with deterministic ids; succeeds only when Weaviate's count is exact."""
-    key = context.partition_key
+    if weaviate.rejects not in ("fail", "quarantine"):
+        raise Failure(
+            f'weaviate.rejects must be "fail" or "quarantine", not {weaviate.rejects!r}',
+            allow_retries=False,
+        )
+    target = weaviate.target()
+    context.log.info(f"Weaviate: {target.description}")
+    where: Metadata = {
+        "weaviate_mode": target.mode,
+        "weaviate": target.description,
+        "collection": weaviate.collection,
+    }
+    with weaviate.client(target) as client:
+        return for_each_shard(
+            context, lambda key: {**where, **_index_shard(context, corpus, weaviate, client, key)}
+        )
+
+
+def _index_shard(
+    context: AssetExecutionContext,
+    corpus: CorpusResource,
+    weaviate: WeaviateResource,
+    client: WeaviateClient,
+    key: str,
+) -> Metadata:
     table = read_chunks(corpus.stage_file("chunks", key))
     stored = read_vectors(corpus.stage_file("embeddings", key))
     if stored.uuids != table.column("uuid").to_pylist():
@@ -48,51 +76,28 @@ def weaviate_index(
             f"materialize `embeddings` for this partition again",
             allow_retries=False,
         )
-    target = weaviate.target()
-    context.log.info(f"Weaviate: {target.description}")
-    if weaviate.rejects not in ("fail", "quarantine"):
-        raise Failure(
-            f'weaviate.rejects must be "fail" or "quarantine", not {weaviate.rejects!r}',
-            allow_retries=False,
-        )
     version = objects_version(table, stored.content_hash, stored.model)
     rejects_file = corpus.stage_file("quarantine", key, ".weaviate.jsonl")
-    with weaviate.client(target) as client:
-        collection = client.collections.get(weaviate.collection)
-        expected = table.num_rows - count_lines(rejects_file)
-        if shard_is_current(collection, key, version, expected):
-            context.log.info(f"shard {key}: Weaviate already holds this version; nothing written")
-            return MaterializeResult(
-                metadata={
-                    "weaviate_mode": target.mode,
-                    "weaviate": target.description,
-                    "objects": 0,
-                    "objects_in_weaviate": expected,
-                    "unchanged": True,
-                }
-            )
-        types = ensure_metadata_properties(client, weaviate.collection, metadata_samples(table))
-        objects = build_objects(table, stored.vectors, key, version, types)
-        try:
-            report = ingest_shard(
-                client, weaviate.collection, key, version, objects, expected=table.num_rows,
-                policy=weaviate.ingest_policy(), allow_rejects=weaviate.rejects == "quarantine",
-            )  # fmt: skip
-        except IngestError as exc:
-            raise Failure(
-                str(exc),
-                allow_retries=exc.report.transient_only,
-                metadata={
-                    "weaviate_mode": target.mode,
-                    "objects": exc.report.attempted,
-                    "failed_objects": len(exc.report.failed),
-                },
-            ) from None
+    collection = client.collections.get(weaviate.collection)
+    expected = table.num_rows - count_lines(rejects_file)
+    if shard_is_current(collection, key, version, expected):
+        context.log.info(f"shard {key}: Weaviate already holds this version; nothing written")
+        return {"objects": 0, "objects_in_weaviate": expected, "unchanged": True}
+    types = ensure_metadata_properties(client, weaviate.collection, metadata_samples(table))
+    objects = build_objects(table, stored.vectors, key, version, types)
+    try:
+        report = ingest_shard(
+            client, weaviate.collection, key, version, objects, expected=table.num_rows,
+            policy=weaviate.ingest_policy(), allow_rejects=weaviate.rejects == "quarantine",
+        )  # fmt: skip
+    except IngestError as exc:
+        raise Failure(
+            str(exc),
+            allow_retries=exc.report.transient_only,
+            metadata={"objects": exc.report.attempted, "failed_objects": len(exc.report.failed)},
+        ) from None
     write_lines(rejects_file, [f.as_json() for f in report.failed])
-    metadata = {
-        "weaviate_mode": target.mode,
-        "weaviate": target.description,
-        "collection": weaviate.collection,
+    metadata: Metadata = {
         "objects": report.attempted,
         "failed_objects": len(report.failed),
         "stale_deleted": report.stale_deleted,
@@ -105,7 +110,7 @@ def weaviate_index(
     }
     if report.failed:
         metadata["rejects_file"] = MetadataValue.path(str(rejects_file))
-    return MaterializeResult(metadata=metadata)
+    return metadata
 
 
 def _count_matches_chunks(
@@ -116,25 +121,35 @@ def _count_matches_chunks(
     Objects set aside in the rejects file (with `weaviate.rejects="quarantine"`) are not
     expected in Weaviate; the check then warns instead of passing silently.
     """
-    key = context.partition_key
-    chunk_count = read_chunks(corpus.stage_file("chunks", key), columns=["uuid"]).num_rows
-    rejected = count_lines(corpus.stage_file("quarantine", key, ".weaviate.jsonl"))
-    expected = chunk_count - rejected
     with weaviate.client() as client:
-        actual = count_shard(client.collections.get(weaviate.collection), key)
+        collection = client.collections.get(weaviate.collection)
+        counts = {key: _shard_counts(corpus, collection, key) for key in context.partition_keys}
+    expected = sum(e for e, _, _ in counts.values())
+    actual = sum(a for _, a, _ in counts.values())
+    rejected = sum(r for _, _, r in counts.values())
     metadata = {"expected_objects": expected, "objects_in_weaviate": actual, "rejected": rejected}
-    if actual != expected:
+    wrong = [f"{key}: {a} for {e}" for key, (e, a, _) in counts.items() if a != e]
+    if wrong:
         return AssetCheckResult(
-            passed=False, metadata=metadata, description=f"{actual} objects for {expected} chunks"
+            passed=False,
+            metadata=metadata,
+            description="objects in Weaviate for expected chunks: " + "; ".join(wrong[:10]),
         )
     if rejected:
         return AssetCheckResult(
             passed=False,
             severity=AssetCheckSeverity.WARN,
             metadata=metadata,
-            description=f"{rejected} chunks were refused by Weaviate; see the rejects file",
+            description=f"{rejected} chunks were refused by Weaviate; see the rejects files",
         )
     return AssetCheckResult(passed=True, metadata=metadata)
+
+
+def _shard_counts(corpus: CorpusResource, collection: Collection, key: str) -> tuple[int, int, int]:
+    """(expected objects, objects in Weaviate, rejected chunks) of one shard."""
+    chunk_count = read_chunks(corpus.stage_file("chunks", key), columns=["uuid"]).num_rows
+    rejected = count_lines(corpus.stage_file("quarantine", key, ".weaviate.jsonl"))
+    return chunk_count - rejected, count_shard(collection, key), rejected
 
 
 # Partitioned asset checks are a preview feature of Dagster 1.13; it is what lets the check run

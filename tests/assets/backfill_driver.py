@@ -15,6 +15,10 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, materialize
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from assets.chunks import chunks
 from assets.corpus import corpus_shard
@@ -49,13 +53,20 @@ def resources_for(config: dict) -> dict:
     }  # fmt: skip
 
 
-def backfill(config: dict) -> list[str]:
-    """Register shards, then materialize each partition whose index is not materialized yet."""
+def backfill(config: dict):
+    """Register shards, then materialize each partition whose index is not materialized yet.
+
+    With `"one_run": true` all of them go into one run over the partition range, as a backfill
+    with a multi-partition policy launches them; the run's result is returned.
+    """
     instance = instance_at(config["dagster_home"])
     resources = resources_for(config)
     register_shards.execute_in_process(instance=instance, resources={"corpus": resources["corpus"]})
     done = instance.get_materialized_partitions(AssetKey("weaviate_index"))
     keys = [k for k in instance.get_dynamic_partitions(shard_partitions.name) if k not in done]
+    if config.get("one_run"):
+        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+        return materialize(ASSETS, instance=instance, resources=resources, tags=tags)
     for key in keys:
         result = materialize(ASSETS, partition_key=key, instance=instance, resources=resources,
                              raise_on_error=False)  # fmt: skip
@@ -100,6 +111,25 @@ def _kill_during_call(owner, name: str, nth: int, delay: float) -> None:
     setattr(owner, name, wrapper)
 
 
+def _kill_inside_ingest(ingest, shard: str, after_objects: int) -> None:
+    """Kill once `after_objects` objects of `shard` have been handed to the batcher."""
+    original = ingest.write_objects
+
+    def wrapper(collection, report, objects, policy):
+        if report.shard != shard:
+            return original(collection, report, objects, policy)
+
+        def counted():
+            for handed, obj in enumerate(objects):
+                if handed == after_objects:
+                    _die()
+                yield obj
+
+        return original(collection, report, counted(), policy)
+
+    ingest.write_objects = wrapper
+
+
 def install_kill(kill: dict) -> None:
     import resources.corpus.chunking as chunking
     import resources.files as files
@@ -115,6 +145,8 @@ def install_kill(kill: dict) -> None:
         _kill_on_call(files.os, "replace", nth, after=False)
     elif point == "between_ingest_batches":
         _kill_on_call(ingest._BatchSender, "send", nth, after=True)
+    elif point == "inside_shard_ingest":
+        _kill_inside_ingest(ingest, kill["shard"], kill["after_objects"])
     elif point == "stale_deletion":
         _kill_on_call(ingest, "delete_stale", nth, after=True)
     elif point == "random":

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from resources.corpus.sample import SampleSpec, iter_documents
@@ -118,3 +119,34 @@ def test_a_killed_backfill_resumes_to_the_uninterrupted_state(reference, sandbox
     for object_id, (properties, vector) in expected.items():
         assert actual[object_id][0] == properties
         np.testing.assert_allclose(actual[object_id][1], vector, atol=1e-6)
+
+
+def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(reference, sandbox, tmp_path):
+    """A backfill groups shards into runs; re-executing a killed run skips the finished ones."""
+    collection = f"OneRun_{uuid.uuid4().hex[:6]}"
+    data = tmp_path / "data"
+    shutil.copytree(reference["root"] / "template-a", data)
+    backfill(_config(sandbox, reference["a"], data, tmp_path / "home-a", collection))
+    # B changes four shards (a-*, b-*); the run dies in the ingest of the last of them.
+    kill = {"point": "inside_shard_ingest", "shard": "b-s00001", "after_objects": 15}
+    config = {**_config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill),
+              "one_run": True}  # fmt: skip
+    config_file = tmp_path / "killed-run.json"
+    config_file.write_text(json.dumps(config))
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.assets.backfill_driver", str(config_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
+
+    rerun = backfill({**config, "kill": None})
+    embedded = rerun.asset_materializations_for_node("embeddings")[0].metadata
+    assert embedded["shards_in_run"].value == 6
+    assert embedded["texts"].value == 0  # every shard's vectors were checkpointed
+    index = rerun.asset_materializations_for_node("weaviate_index")[0].metadata
+    chunks_file = Path(data) / "chunks" / "b-s00001.parquet"
+    assert index["objects"].value == pq.read_metadata(chunks_file).num_rows
+    actual = _snapshot(sandbox, collection)
+    assert set(actual) == set(reference["snapshot"])
+    for object_id, (properties, _) in reference["snapshot"].items():
+        assert actual[object_id][0] == properties
