@@ -7,7 +7,7 @@ then failed to ingest it leaves the shard not indexed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
@@ -41,17 +41,24 @@ def _latest(instance: DagsterInstance, asset: AssetKey, keys: list[str]) -> dict
     return latest
 
 
-def indexed_hashes(instance: DagsterInstance, keys: Iterable[str]) -> dict[str, str]:
-    """shard -> content hash for every shard in `keys`; "" where it is not (fully) indexed."""
-    wanted = list(keys)
-    shards = _latest(instance, SHARD_ASSET, wanted)
-    index = _latest(instance, INDEX_ASSET, wanted)
+def indexed_hashes(instance: DagsterInstance, current: Mapping[str, str]) -> dict[str, str]:
+    """shard -> the content hash it is indexed at, "" where it is not (fully) indexed.
+
+    A run of several shards (a backfill run) records all their hashes on each shard's
+    materialization; a shard whose current hash is among them is indexed at that hash.
+    """
+    keys = list(current)
+    shards = _latest(instance, SHARD_ASSET, keys)
+    index = _latest(instance, INDEX_ASSET, keys)
     hashes = {}
-    for key in wanted:
+    for key in keys:
         shard, indexed = shards.get(key), index.get(key)
-        value = shard[1].get("source_content_hash") if shard else None
-        complete = shard is not None and indexed is not None and indexed[0] > shard[0]
-        hashes[key] = str(getattr(value, "value", "")) if complete and value else ""
+        if shard is None or indexed is None or indexed[0] < shard[0]:
+            hashes[key] = ""
+            continue
+        value = shard[1].get("source_content_hash")
+        recorded = [h.strip() for h in str(getattr(value, "value", value or "")).split(",")]
+        hashes[key] = current[key] if current[key] in recorded else recorded[0]
     return hashes
 
 

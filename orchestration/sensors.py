@@ -20,6 +20,7 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
+    partition_loading_context,
     run_failure_sensor,
     sensor,
 )
@@ -80,11 +81,11 @@ def build_corpus_sensor(on_removed: str = "flag", interval_seconds: int = 60) ->
         current = {spec.key: spec.content_hash for spec in scan.shards}
         registered = set(context.instance.get_dynamic_partitions(shard_partitions.name))
         # Without a cursor, the instance's record of what is indexed is the starting point.
-        recorded = (
-            previous.shards
-            if previous.files is not None
-            else indexed_hashes(context.instance, registered | set(current))
-        )
+        if previous.files is not None:
+            recorded = previous.shards
+        else:
+            known = {key: current.get(key, "") for key in registered | set(current)}
+            recorded = indexed_hashes(context.instance, known)
         changes = compare_shards(recorded, current)
         tag = previous.fingerprint()
         run_requests = [
@@ -150,13 +151,11 @@ def unfinished_partitions(instance: DagsterInstance, run: DagsterRun) -> list[st
     if "dagster/partition" in tags:
         keys = [tags["dagster/partition"]]
     elif "dagster/asset_partition_range_start" in tags:
-        keys = shard_partitions.get_partition_keys_in_range(
-            PartitionKeyRange(
-                tags["dagster/asset_partition_range_start"],
-                tags["dagster/asset_partition_range_end"],
-            ),
-            dynamic_partitions_store=instance,
+        shard_range = PartitionKeyRange(
+            tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
         )
+        with partition_loading_context(dynamic_partitions_store=instance):
+            keys = list(shard_partitions.get_partition_keys_in_range(shard_range))
     else:
         return []
     records = instance.get_records_for_run(

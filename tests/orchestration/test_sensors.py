@@ -233,11 +233,22 @@ def failing_index() -> None:
     fail_like_an_unreachable_weaviate()
 
 
-def fail(instance: DagsterInstance, key: str, tags: dict[str, str] | None = None):
-    """A failed run of one shard, and the context the failure sensor sees for it."""
-    result = failing_index.execute_in_process(
-        partition_key=key, instance=instance, tags=tags or {}, raise_on_error=False
-    )
+@job
+def failing_backfill_run() -> None:
+    fail_like_an_unreachable_weaviate()
+
+
+def fail(instance: DagsterInstance, key: str | None, tags: dict[str, str] | None = None):
+    """A failed run of one shard (or of the range in `tags`), and the context the failure
+    sensor sees for it."""
+    if key is None:
+        result = failing_backfill_run.execute_in_process(
+            instance=instance, tags=tags or {}, raise_on_error=False
+        )
+    else:
+        result = failing_index.execute_in_process(
+            partition_key=key, instance=instance, tags=tags or {}, raise_on_error=False
+        )
     assert not result.success
     return build_run_status_sensor_context(
         sensor_name="retry_failed_shards",
@@ -278,3 +289,15 @@ def test_shards_no_longer_registered_are_not_rerun(instance) -> None:
     context = fail(instance, "gone-s00000")
     instance.delete_dynamic_partition("shards", "gone-s00000")
     assert isinstance(build_retry_sensor()(context), SkipReason)
+
+
+def test_every_shard_of_a_failed_backfill_run_is_rerun_on_its_own(instance) -> None:
+    instance.add_dynamic_partitions("shards", ["a-s00000", "a-s00001", "b-s00000", "c-s00000"])
+    shard_range = {
+        "dagster/asset_partition_range_start": "a-s00001",
+        "dagster/asset_partition_range_end": "c-s00000",
+    }
+
+    reruns = build_retry_sensor()(fail(instance, None, shard_range))
+
+    assert [r.partition_key for r in reruns] == ["a-s00001", "b-s00000", "c-s00000"]
