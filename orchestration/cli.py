@@ -49,6 +49,33 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _profile(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from orchestration.definitions import build_resources
+    from orchestration.profiling import profile_token_ids, run_profile, write_report
+
+    embedder = build_resources(resolved=True)["embedder"]
+    base = embedder.engine_config()
+    if args.device:
+        base = replace(base, device=args.device)
+    token_ids = profile_token_ids(args.docs, args.max_document_tokens, base.model)
+    profile = run_profile(token_ids, base, args.budgets, args.batch_sizes)
+    report = write_report(profile, args.out)
+    for row in profile.rows:
+        peak = row.peak_memory_bytes / 2**20
+        print(
+            f"{row.kind:>10} {row.value:>8}: {row.tokens_per_second:>12,.0f} tokens/s, "
+            f"peak {peak:,.0f} MiB, padding {row.padding_fraction:.1%}"
+        )
+    print(f"recommended token budget: {profile.recommended_budget}; report: {report}")
+    return 0
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part]
+
+
 def _demo(args: argparse.Namespace) -> int:
     data_dir = Path(os.environ.get("INDEXER_DATA_DIR") or PROJECT_ROOT / ".data")
     return run_demo(args.docs, args.shard_size, data_dir, args.query)
@@ -78,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--collection", default=None)
     p.set_defaults(func=_search)
+
+    p = sub.add_parser("profile", help="sweep token budgets on this device; HTML report")
+    p.add_argument("--docs", type=int, default=400)
+    p.add_argument("--max-document-tokens", type=int, default=8000)
+    p.add_argument("--budgets", type=_int_list, default=[2048, 4096, 8192, 16384, 32768, 65536,
+                                                          131072])  # fmt: skip
+    p.add_argument("--batch-sizes", type=_int_list, default=[16, 32, 64, 128, 256])
+    p.add_argument("--device", default=None)
+    p.add_argument("--out", default="embedding-profile.html")
+    p.set_defaults(func=_profile)
 
     p = sub.add_parser("demo", help="index a sample corpus end to end and search it")
     p.add_argument("--docs", type=int, default=200)

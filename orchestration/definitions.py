@@ -15,7 +15,8 @@ from assets.chunks import chunks
 from assets.corpus import corpus_shard
 from assets.embeddings import embeddings
 from assets.index import object_count_matches_chunks, weaviate_index
-from orchestration.jobs import index_shards, register_shards
+from assets.profile import embedding_profile
+from orchestration.jobs import index_shards, profile_embeddings, register_shards
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource
@@ -62,8 +63,8 @@ def build_resources(resolved: bool = False) -> dict:
 
 
 defs = Definitions(
-    assets=[corpus_shard, chunks, embeddings, weaviate_index],
+    assets=[corpus_shard, chunks, embeddings, weaviate_index, embedding_profile],
     asset_checks=[object_count_matches_chunks],
-    jobs=[register_shards, index_shards],
+    jobs=[register_shards, index_shards, profile_embeddings],
     resources=build_resources(),
 )

@@ -55,3 +55,10 @@ index_shards = define_asset_job(
     selection=AssetSelection.groups("indexing"),
     description="Chunk, embed and ingest the selected shards.",
 )
+
+
+profile_embeddings = define_asset_job(
+    "profile_embeddings",
+    selection=AssetSelection.assets("embedding_profile"),
+    description="Sweep token budgets on this GPU; write the HTML report; store the best budget.",
+)

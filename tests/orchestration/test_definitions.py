@@ -14,9 +14,10 @@ def test_definitions_hold_the_pipeline_and_its_jobs():
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"corpus_shard", "chunks", "embeddings", "weaviate_index"}
+    assert keys == {"corpus_shard", "chunks", "embeddings", "weaviate_index", "embedding_profile"}
     assert graph.get(AssetKey("embeddings")).pools == {"gpu"}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"register_shards", "index_shards"}
+    jobs = {job.name for job in defs.resolve_all_job_defs()}
+    assert jobs >= {"register_shards", "index_shards", "profile_embeddings"}
 
 
 def test_environment_variables_reach_the_resources(monkeypatch, tmp_path):

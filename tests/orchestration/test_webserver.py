@@ -49,10 +49,17 @@ def test_webserver_lists_the_assets_with_their_shard_partitions(tmp_path):
                 pass
             time.sleep(1)
         assert body is not None, "the webserver did not answer within 180 s"
-        nodes = body["data"]["assetNodes"]
-        keys = {"/".join(node["assetKey"]["path"]) for node in nodes}
-        assert keys == {"corpus_shard", "chunks", "embeddings", "weaviate_index"}
-        assert {node["partitionDefinition"]["name"] for node in nodes} == {"shards"}
+        partitions = {
+            "/".join(node["assetKey"]["path"]): (node["partitionDefinition"] or {}).get("name")
+            for node in body["data"]["assetNodes"]
+        }
+        assert partitions == {
+            "corpus_shard": "shards",
+            "chunks": "shards",
+            "embeddings": "shards",
+            "weaviate_index": "shards",
+            "embedding_profile": None,
+        }
     finally:
         server.terminate()
         server.wait(timeout=30)
