@@ -20,11 +20,7 @@ from pathlib import Path
 
 import torch
 
-from resources.corpus.chunking import Chunker
-from resources.corpus.records import Document
-from resources.corpus.sample import SampleSpec, iter_documents
 from resources.embedding.engine import EmbeddingEngine, EngineConfig
-from resources.embedding.model_source import load_tokenizer
 from resources.files import write_text_atomic
 
 DEFAULT_BUDGETS = (2048, 4096, 8192, 16384, 32768, 65536, 131072)
@@ -57,7 +53,16 @@ class Profile:
 
 
 def profile_token_ids(docs: int, max_tokens: int, model: str, seed: int = 0) -> list[list[int]]:
-    """Chunks of sample documents as the pipeline embeds them (token ids with special tokens)."""
+    """Chunks of sample documents as the pipeline embeds them (token ids with special tokens).
+
+    Imported here so that the sweep itself runs where only torch and the engine are installed
+    (a bare GPU machine fed with token ids made elsewhere).
+    """
+    from resources.corpus.chunking import Chunker
+    from resources.corpus.records import Document
+    from resources.corpus.sample import SampleSpec, iter_documents
+    from resources.embedding.model_source import load_tokenizer
+
     chunker = Chunker(load_tokenizer(model))
     spec = SampleSpec(docs=docs, seed=seed, max_tokens=max_tokens)
     documents = (Document(d["id"], d["text"]) for d in iter_documents(spec))
