@@ -27,8 +27,9 @@ def main() -> None:
     base = EngineConfig(model=model_dir, device="cuda", data_dir=tempfile.mkdtemp())
     profile = run_profile(token_ids, base, BUDGETS, BATCH_SIZES)
     write_report(profile, f"{out_dir}/embedding-profile.html")
-    print(f"{profile.device} {profile.dtype}, {len(token_ids)} texts, "
-          f"{int(data['lengths'].sum())} tokens; recommended {profile.recommended_budget}")  # fmt: skip
+    tokens = int(data["lengths"].sum())
+    print(f"{profile.device} {profile.dtype}, {len(token_ids)} texts, {tokens} tokens")
+    print(f"recommended budget {profile.recommended_budget}")
     print("| setting | value | tokens/s | peak MiB | padding | batches | OOMs |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in profile.rows:
