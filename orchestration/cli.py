@@ -20,7 +20,7 @@ def _sample_corpus(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens,
         docs_per_file=args.docs_per_file,
     )
-    stats = write_sample_corpus(args.out, spec)
+    stats = write_sample_corpus(args.out, spec, workers=args.workers)
     print(" ".join(f"{k}={v}" for k, v in stats.items()))
     return 0
 
@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--median-tokens", type=float, default=600.0)
     p.add_argument("--max-tokens", type=int, default=50_000)
     p.add_argument("--docs-per-file", type=int, default=10_000)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="processes writing files; the output is the same for any")  # fmt: skip
     p.set_defaults(func=_sample_corpus)
 
     p = sub.add_parser("sandbox", help="run the Weaviate-protocol sandbox server")

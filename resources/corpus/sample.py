@@ -10,10 +10,12 @@ word below is a single token of the all-MiniLM-L6-v2 (BERT uncased) vocabulary, 
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
+import multiprocessing
+import os
 import random
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,35 +142,99 @@ def iter_documents(spec: SampleSpec) -> Iterator[dict]:
         yield make_document(index, spec)
 
 
-def _percentile(sorted_values: list[int], q: float) -> int:
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+# The project's chunker: all-MiniLM-L6-v2's 256-token window less [CLS] and [SEP], 32 shared.
+CHUNK_WIDTH = 254
+CHUNK_OVERLAP = 32
 
 
-def write_sample_corpus(out_dir: str | Path, spec: SampleSpec) -> dict:
+def chunk_count(n_tokens: int, width: int = CHUNK_WIDTH, overlap: int = CHUNK_OVERLAP) -> int:
+    """Chunks `chunking.windows()` cuts from a sample document of `n_tokens` tokens.
+
+    Every token of a sample document is a whole word, so no window edge moves back to a word
+    start: windows start every `width - overlap` tokens and the last one reaches the end. That
+    makes the count a closed form of the token count, with no tokenizer run.
+    """
+    if n_tokens <= width:
+        return 1
+    return 1 + math.ceil((n_tokens - width) / (width - overlap))
+
+
+def _write_file(job: tuple[Path, int, SampleSpec]) -> tuple[int, int, Counter[int]]:
+    """Write one JSONL file under a temporary name, then rename it: a killed run leaves no
+    half file. Returns (documents, chunks, length histogram) so that nothing but counts goes
+    back to the parent."""
+    out, file_index, spec = job
+    first = file_index * spec.docs_per_file
+    last = min(spec.docs, first + spec.docs_per_file)
+    lengths: Counter[int] = Counter()
+    chunks = 0
+    final = out / f"part-{file_index:05d}.jsonl"
+    partial = final.with_name(final.name + ".partial")
+    with open(partial, "w") as handle:
+        for index in range(first, last):
+            doc = make_document(index, spec)
+            handle.write(json.dumps(doc) + "\n")
+            lengths[doc["tokens"]] += 1
+            chunks += chunk_count(doc["tokens"])
+    os.replace(partial, final)
+    return last - first, chunks, lengths
+
+
+def _percentiles(histogram: Counter[int], quantiles: dict[str, float]) -> dict[str, int]:
+    """Exact percentiles (the value at sorted index int(q * n)) from a length histogram, whose
+    size is bounded by the length range, not by the corpus."""
+    n = sum(histogram.values())
+    targets = {name: min(n - 1, int(q * n)) for name, q in quantiles.items()}
+    result: dict[str, int] = {}
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        for name, target in targets.items():
+            if name not in result and target < seen:
+                result[name] = value
+    return result
+
+
+_QUANTILES = {"p10_tokens": 0.1, "p25_tokens": 0.25, "p50_tokens": 0.5, "p75_tokens": 0.75,
+              "p90_tokens": 0.9, "p99_tokens": 0.99, "p999_tokens": 0.999}  # fmt: skip
+
+
+def write_sample_corpus(out_dir: str | Path, spec: SampleSpec, workers: int = 1) -> dict:
     """Write JSONL files of `spec.docs_per_file` documents each plus `corpus_stats.json`.
 
-    Returns the statistics. Memory stays flat: documents are written as they are drawn and only
-    their lengths are kept for the percentiles.
+    Returns the statistics. Each file depends only on its own document indices, so `workers`
+    processes write whole files in parallel and the bytes are the same for any worker count.
+    Memory stays flat: a worker holds one document at a time and returns only a histogram of
+    lengths, from which the percentiles are exact.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    lengths: list[int] = []
-    documents = iter_documents(spec)
-    for file_index in range(math.ceil(spec.docs / spec.docs_per_file)):
-        with open(out / f"part-{file_index:05d}.jsonl", "w") as handle:
-            for doc in itertools.islice(documents, spec.docs_per_file):
-                handle.write(json.dumps(doc) + "\n")
-                lengths.append(doc["tokens"])
-    lengths.sort()
+    jobs = [(out, i, spec) for i in range(math.ceil(spec.docs / spec.docs_per_file))]
+    histogram: Counter[int] = Counter()
+    documents = chunks = 0
+    if workers > 1 and len(jobs) > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, len(jobs))) as pool:
+            results = list(pool.imap_unordered(_write_file, jobs))
+    else:
+        results = [_write_file(job) for job in jobs]
+    for count, file_chunks, lengths in results:
+        documents += count
+        chunks += file_chunks
+        histogram.update(lengths)
+    tokens = sum(value * count for value, count in histogram.items())
     stats = {
-        "documents": len(lengths),
-        "tokens": sum(lengths),
+        "documents": documents,
+        "tokens": tokens,
+        "chunks": chunks,
+        "chunk_width": CHUNK_WIDTH,
+        "chunk_overlap": CHUNK_OVERLAP,
         "seed": spec.seed,
-        "min_tokens": lengths[0] if lengths else 0,
-        "p50_tokens": _percentile(lengths, 0.5) if lengths else 0,
-        "p90_tokens": _percentile(lengths, 0.9) if lengths else 0,
-        "p99_tokens": _percentile(lengths, 0.99) if lengths else 0,
-        "max_tokens": lengths[-1] if lengths else 0,
+        "files": len(jobs),
+        "mean_tokens": round(tokens / documents, 1) if documents else 0,
+        "min_tokens": min(histogram) if histogram else 0,
+        **(_percentiles(histogram, _QUANTILES) if histogram else dict.fromkeys(_QUANTILES, 0)),
+        "max_tokens": max(histogram) if histogram else 0,
     }
     (out / "corpus_stats.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats

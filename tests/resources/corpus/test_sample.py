@@ -1,6 +1,8 @@
 import json
 
-from resources.corpus.sample import SampleSpec, make_document, write_sample_corpus
+from resources.corpus.chunking import Chunker, ChunkingConfig, windows
+from resources.corpus.records import Document
+from resources.corpus.sample import SampleSpec, chunk_count, make_document, write_sample_corpus
 from resources.embedding.model_source import load_tokenizer
 
 
@@ -41,3 +43,35 @@ def test_lengths_are_heavy_tailed_within_bounds(tmp_path):
     record = json.loads(lines[0])
     assert record["id"] == "doc-0001000"
     assert set(record) == {"id", "text", "title", "topic", "year", "tokens"}
+
+
+def test_output_is_byte_identical_whatever_the_worker_count(tmp_path):
+    spec = SampleSpec(docs=45, seed=2, docs_per_file=10)
+    one = write_sample_corpus(tmp_path / "one", spec, workers=1)
+    three = write_sample_corpus(tmp_path / "three", spec, workers=3)
+    assert one == three and one["documents"] == 45 and one["files"] == 5
+    for name in sorted(p.name for p in (tmp_path / "one").iterdir()):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "three" / name).read_bytes()
+    assert not list((tmp_path / "three").glob("*.partial"))
+
+
+def test_chunk_count_matches_the_window_arithmetic_and_the_real_chunker():
+    # Sample tokens are whole words: every position is a word start.
+    for n in [*range(1, 1200), 49_999, 50_000]:
+        assert chunk_count(n) == len(windows(n, [True] * n, 254, 32)), n
+    chunker = Chunker(load_tokenizer(), ChunkingConfig(max_tokens=256, overlap=32))
+    spec = SampleSpec(docs=12, seed=9, median_tokens=900)
+    docs = [make_document(i, spec) for i in range(12)]
+    for doc in docs:
+        chunks = list(chunker.chunk([Document(doc["id"], doc["text"])]))
+        assert len(chunks) == chunk_count(doc["tokens"]), doc["tokens"]
+
+
+def test_statistics_count_chunks_and_exact_percentiles(tmp_path):
+    spec = SampleSpec(docs=300, seed=1, docs_per_file=100)
+    stats = write_sample_corpus(tmp_path, spec, workers=2)
+    lengths = sorted(make_document(i, spec)["tokens"] for i in range(300))
+    assert stats["tokens"] == sum(lengths)
+    assert stats["chunks"] == sum(chunk_count(n) for n in lengths)
+    assert stats["p90_tokens"] == lengths[270] and stats["p50_tokens"] == lengths[150]
+    assert stats["min_tokens"] == lengths[0] and stats["max_tokens"] == lengths[-1]
