@@ -1,0 +1,29 @@
+"""The project's Definitions with every step run as its own Kubernetes Job.
+
+Load this file instead of orchestration/definitions.py in a Kubernetes code location
+(`dagster api grpc --python-file deploy/k8s/definitions_k8s.py`). The executor's settings are in
+executor.yaml beside this file; the embeddings step asks for one GPU there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+from dagster import Definitions
+from dagster_k8s import k8s_job_executor
+
+from orchestration.definitions import defs as base_defs
+
+HERE = Path(__file__).resolve().parent
+EXECUTOR_CONFIG = yaml.safe_load((HERE / "executor.yaml").read_text())
+
+# The same GPU request as a step tag, for an asset defined with op_tags=GPU_STEP_TAGS.
+GPU_STEP_TAGS = {
+    "dagster-k8s/config": json.dumps(EXECUTOR_CONFIG["per_step_k8s_config"]["embeddings"])
+}
+
+defs = Definitions.merge(
+    base_defs, Definitions(executor=k8s_job_executor.configured(EXECUTOR_CONFIG))
+)
