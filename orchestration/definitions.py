@@ -16,7 +16,12 @@ from assets.corpus import corpus_shard
 from assets.embeddings import embeddings
 from assets.index import object_count_matches_chunks, weaviate_index
 from assets.profile import embedding_profile
+from orchestration.automation import build_automation_sensor, following_upstream
 from orchestration.jobs import index_shards, profile_embeddings, register_shards
+from orchestration.reindex import reindex
+from orchestration.removal import remove_shards
+from orchestration.schedules import NIGHTLY, build_index_schedule
+from orchestration.sensors import build_corpus_sensor, build_retry_sensor
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource
@@ -62,9 +67,18 @@ def build_resources(resolved: bool = False) -> dict:
     }
 
 
+# Keeping the index fresh (README): sensors and the schedule ship stopped; their settings are
+# read when the definitions load.
+index_asset = following_upstream(weaviate_index)
 defs = Definitions(
-    assets=[corpus_shard, chunks, embeddings, weaviate_index, embedding_profile],
+    assets=[corpus_shard, chunks, embeddings, index_asset, embedding_profile],
     asset_checks=[object_count_matches_chunks],
-    jobs=[register_shards, index_shards, profile_embeddings],
+    jobs=[register_shards, index_shards, profile_embeddings, remove_shards, reindex],
+    schedules=[build_index_schedule(os.environ.get("INDEX_SCHEDULE_CRON") or NIGHTLY)],
+    sensors=[
+        build_corpus_sensor(os.environ.get("CORPUS_ON_REMOVED") or "flag"),
+        build_retry_sensor(int(os.environ.get("INDEX_MAX_ATTEMPTS") or 3)),
+        build_automation_sensor(index_asset),
+    ],
     resources=build_resources(),
 )

@@ -12,20 +12,29 @@ from pathlib import Path
 
 import pytest
 from dagster import (
+    AssetKey,
     AssetMaterialization,
     DagsterInstance,
+    Definitions,
     Failure,
     SensorResult,
     SkipReason,
     build_run_status_sensor_context,
     build_sensor_context,
+    evaluate_automation_conditions,
     job,
     op,
 )
 from weaviate.classes.data import DataObject
 from weaviate.util import generate_uuid5
 
+from assets.chunks import chunks
+from assets.corpus import corpus_shard
+from assets.embeddings import embeddings
+from assets.index import weaviate_index
+from orchestration.automation import following_upstream
 from orchestration.changes import CorpusCursor
+from orchestration.definitions import build_resources
 from orchestration.partitions import shard_partitions
 from orchestration.removal import remove_shards
 from orchestration.sensors import (
@@ -301,3 +310,27 @@ def test_every_shard_of_a_failed_backfill_run_is_rerun_on_its_own(instance) -> N
     reruns = build_retry_sensor()(fail(instance, None, shard_range))
 
     assert [r.partition_key for r in reruns] == ["a-s00001", "b-s00000", "c-s00000"]
+
+
+# -- the index follows its upstream ---------------------------------------------------------
+
+
+def test_the_index_follows_vectors_that_changed_without_it(instance) -> None:
+    instance.add_dynamic_partitions("shards", ["a-s00000", "b-s00000"])
+    assets = Definitions(
+        assets=[corpus_shard, chunks, embeddings, following_upstream(weaviate_index)],
+        resources=build_resources(resolved=True),
+    )
+    for key in ("a-s00000", "b-s00000"):
+        for asset in ("corpus_shard", "chunks", "embeddings", "weaviate_index"):
+            instance.report_runless_asset_event(AssetMaterialization(asset, partition=key))
+    first = evaluate_automation_conditions(defs=assets, instance=instance)
+    assert first.total_requested == 0, "all indexed"
+
+    # a-s00000's vectors are recomputed alone; b-s00000 goes through the whole pipeline.
+    instance.report_runless_asset_event(AssetMaterialization("embeddings", partition="a-s00000"))
+    for asset in ("embeddings", "weaviate_index"):
+        instance.report_runless_asset_event(AssetMaterialization(asset, partition="b-s00000"))
+    second = evaluate_automation_conditions(defs=assets, instance=instance, cursor=first.cursor)
+
+    assert second.get_requested_partitions(AssetKey("weaviate_index")) == {"a-s00000"}
