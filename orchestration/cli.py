@@ -31,7 +31,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     data = args.data_dir or "(memory only)"
     print(f"Weaviate sandbox on 127.0.0.1: HTTP {args.port}, gRPC {args.grpc_port}, data {data}")
     sys.stdout.flush()
-    serve_forever(args.port, args.grpc_port, args.data_dir)
+    serve_forever(args.port, args.grpc_port, args.data_dir, discard_batches=args.discard)
     return 0
 
 
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--grpc-port", type=int, default=50060)
     p.add_argument("--data-dir", default=None)
+    p.add_argument("--discard", action="store_true",
+                   help="accept batch objects unstored (ingest benchmarks)")  # fmt: skip
     p.set_defaults(func=_sandbox)
 
     p = sub.add_parser("search", help="nearest chunks to a text")

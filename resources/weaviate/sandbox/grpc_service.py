@@ -8,6 +8,7 @@ TenantsGet answer UNIMPLEMENTED with the feature named.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 import uuid as uuid_lib
 from collections.abc import Callable
@@ -67,9 +68,14 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
     Method names are the RPC names of the generated servicer, hence the CamelCase.
     """
 
-    def __init__(self, store: Store, faults: Faults) -> None:
+    def __init__(self, store: Store, faults: Faults, discard_batches: bool = False) -> None:
         self.store = store
         self.faults = faults
+        # Discard mode accepts every batch object unread, so that an ingest benchmark measures
+        # the client side alone; `discarded` counts what was accepted.
+        self.discard_batches = discard_batches
+        self.discarded = 0
+        self._discard_lock = threading.Lock()
 
     def _collection(self, name: str) -> Collection:
         try:
@@ -87,6 +93,10 @@ class WeaviateService(weaviate_pb2_grpc.WeaviateServicer):
             time.sleep(self.faults.latency_seconds)
         if failure is not None:
             context.abort(*failure)
+        if self.discard_batches:
+            with self._discard_lock:
+                self.discarded += len(request.objects)
+            return batch_pb2.BatchObjectsReply(took=time.perf_counter() - start)
         errors: dict[int, str] = {}
         groups: dict[str, list[tuple[int, IncomingObject]]] = {}
         for index, obj in enumerate(request.objects):

@@ -30,6 +30,8 @@ class SandboxServer:
     """A Weaviate-protocol server in this process, for tests and offline runs.
 
     `faults` is shared with the gRPC service so tests can make batch calls fail on purpose.
+    `discard_batches` accepts batch objects without decoding or storing them (`discarded()`
+    counts them), so that a benchmark of the ingest client measures the client alone.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class SandboxServer:
         http_port: int = 0,
         grpc_port: int = 0,
         data_dir: str | os.PathLike[str] | None = None,
+        discard_batches: bool = False,
     ) -> None:
         if host not in _LOOPBACK:
             raise ValueError(f"the sandbox listens on the loopback interface only, not {host!r}")
@@ -46,6 +49,8 @@ class SandboxServer:
         self.grpc_port = grpc_port
         self.data_dir = data_dir
         self.faults = Faults()
+        self.discard_batches = discard_batches
+        self._service: WeaviateService | None = None
         self.store: Store | None = None
         self._grpc: grpc.Server | None = None
         self._http_thread: threading.Thread | None = None
@@ -61,9 +66,8 @@ class SandboxServer:
             ("grpc.max_send_message_length", GRPC_MAX_MESSAGE_SIZE),
         ]
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=8), options=options)
-        weaviate_pb2_grpc.add_WeaviateServicer_to_server(
-            WeaviateService(store, self.faults), server
-        )
+        self._service = WeaviateService(store, self.faults, self.discard_batches)
+        weaviate_pb2_grpc.add_WeaviateServicer_to_server(self._service, server)
         health_servicer = health.HealthServicer()
         health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -85,6 +89,10 @@ class SandboxServer:
         thread.start()
         self.store, self._grpc, self._http, self._http_thread = store, server, http, thread
         return self
+
+    def discarded(self) -> int:
+        """Batch objects accepted unread in discard mode since the start."""
+        return self._service.discarded if self._service is not None else 0
 
     def stop(self) -> None:
         """Stops both servers and closes the logs; the data directory stays for a restart."""
@@ -111,7 +119,11 @@ class SandboxServer:
 
 
 def serve_forever(
-    http_port: int, grpc_port: int, data_dir: str | None, host: str = "127.0.0.1"
+    http_port: int,
+    grpc_port: int,
+    data_dir: str | None,
+    host: str = "127.0.0.1",
+    discard_batches: bool = False,
 ) -> None:
     """Runs the sandbox until SIGTERM or SIGINT, then stops it cleanly (for the CLI)."""
     done = threading.Event()
@@ -119,7 +131,7 @@ def serve_forever(
         sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGTERM, signal.SIGINT)
     }
     try:
-        with SandboxServer(host, http_port, grpc_port, data_dir) as srv:
+        with SandboxServer(host, http_port, grpc_port, data_dir, discard_batches) as srv:
             print(
                 f"Weaviate sandbox: http://{host}:{srv.http_port} grpc {host}:{srv.grpc_port}"
                 f" data {data_dir or '(in memory)'}",
