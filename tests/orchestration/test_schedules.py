@@ -6,7 +6,6 @@ finished run would) instead of embedding anything.
 """
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ from dagster import (
     DagsterRunStatus,
     SkipReason,
     build_schedule_context,
-    instance_for_test,
 )
 
 from orchestration.schedules import NIGHTLY, build_index_schedule
@@ -40,10 +38,10 @@ def corpus(tmp_path: Path) -> CorpusResource:
 
 
 @pytest.fixture
-def instance() -> Iterator[DagsterInstance]:
+def instance(tmp_path: Path) -> DagsterInstance:
     """A throwaway instance with storage on disk: schedule contexts need one they can reload."""
-    with instance_for_test() as temporary:
-        yield temporary
+    (tmp_path / "dagster").mkdir()
+    return DagsterInstance.local_temp(str(tmp_path / "dagster"))
 
 
 def night(instance: DagsterInstance, corpus: CorpusResource) -> list[str] | SkipReason:
