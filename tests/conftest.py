@@ -76,3 +76,15 @@ def weaviate_target(request: pytest.FixtureRequest) -> WeaviateTarget:
     return WeaviateTarget(
         kind="sandbox", host=srv.host, http_port=srv.http_port, grpc_port=srv.grpc_port
     )
+
+
+@pytest.fixture(autouse=True)
+def _forget_dagster_instances_after_each_test() -> Iterator[None]:
+    """A Dagster instance used as a context manager registers its state storage in a context
+    variable; when a test's instance is garbage-collected while still registered, every later
+    Definitions load in the session fails ("undefined DagsterInstance weakref"). Each test
+    starts with none registered."""
+    yield
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
