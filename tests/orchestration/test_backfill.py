@@ -1,0 +1,75 @@
+"""A backfill of several shards through a real Dagster instance and the project's job."""
+
+import json
+import uuid
+
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    Definitions,
+    EventRecordsFilter,
+)
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from assets.chunks import chunks
+from assets.corpus import corpus_shard
+from assets.embeddings import embeddings
+from assets.index import object_count_matches_chunks, weaviate_index
+from assets.shards import SHARDS_PER_RUN
+from orchestration.jobs import index_shards, register_shards
+from orchestration.partitions import shard_partitions
+from resources.corpus.resource import CorpusResource
+from resources.embedding import EmbeddingResource
+from resources.weaviate import WeaviateResource
+from tests.conftest import WeaviateTarget, connect
+
+
+def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, sandbox):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [{"id": f"d{i}", "text": f"Short document {i} about a river."} for i in range(9)]
+    (corpus / "a.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    data = str(tmp_path / "data")
+    collection = f"Backfill_{uuid.uuid4().hex[:6]}"
+    resources = {
+        "corpus": CorpusResource(corpus_path=str(corpus), shard_size=3, data_dir=data),
+        "embedder": EmbeddingResource(device="cpu", data_dir=data),
+        "weaviate": WeaviateResource(
+            mode="local", url=f"http://127.0.0.1:{sandbox.http_port}",
+            grpc_port=sandbox.grpc_port, collection=collection, data_dir=data,
+        ),
+    }  # fmt: skip
+    project = Definitions(
+        assets=[corpus_shard, chunks, embeddings, weaviate_index],
+        asset_checks=[object_count_matches_chunks],
+        jobs=[register_shards, index_shards],
+        resources=resources,
+    )
+    instance = DagsterInstance.ephemeral()
+    register = project.resolve_job_def("register_shards")
+    assert register.execute_in_process(instance=instance).success
+    keys = instance.get_dynamic_partitions(shard_partitions.name)
+    assert keys == ["a-s00000", "a-s00001", "a-s00002"] and len(keys) <= SHARDS_PER_RUN
+
+    # What a backfill with the assets' multi-run policy launches: one run over the range.
+    index = project.resolve_job_def("index_shards")
+    tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+    result = index.execute_in_process(instance=instance, tags=tags)
+    assert result.success
+
+    for asset in ("corpus_shard", "chunks", "embeddings", "weaviate_index"):
+        records = instance.get_event_records(
+            EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, AssetKey(asset))
+        )
+        partitions = sorted(r.event_log_entry.dagster_event.partition for r in records)
+        assert partitions == keys, asset
+    client = connect(WeaviateTarget("sandbox", "127.0.0.1", sandbox.http_port, sandbox.grpc_port))
+    try:
+        total = client.collections.get(collection).aggregate.over_all(total_count=True)
+        assert total.total_count == 9
+    finally:
+        client.close()
