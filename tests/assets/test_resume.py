@@ -84,6 +84,25 @@ def reference(tmp_path_factory, sandbox):
             "snapshot": _snapshot(sandbox, collection)}  # fmt: skip
 
 
+def _index_version_a(reference, sandbox, tmp_path: Path, collection: str) -> Path:
+    """Version A in Weaviate; its vectors come from the template, so no GPU work is repeated."""
+    data = tmp_path / "data"
+    shutil.copytree(reference["root"] / "template-a", data)
+    backfill(_config(sandbox, reference["a"], data, tmp_path / "home-a", collection))
+    return data
+
+
+def _run_until_killed(config: dict, tmp_path: Path) -> None:
+    """The backfill in a child process that SIGKILLs itself at `config["kill"]`."""
+    config_file = tmp_path / "killed-run.json"
+    config_file.write_text(json.dumps(config))
+    killed = subprocess.run(
+        [sys.executable, "-m", "tests.assets.backfill_driver", str(config_file)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
+
+
 KILLS = [
     {"point": "chunking", "nth": 3},
     {"point": "embedding", "nth": 2, "delay": 0.2},
@@ -98,18 +117,10 @@ KILLS = [
 @pytest.mark.parametrize("kill", KILLS, ids=lambda k: f"{k['point']}-{k.get('nth', k.get('seed'))}")
 def test_a_killed_backfill_resumes_to_the_uninterrupted_state(reference, sandbox, tmp_path, kill):
     collection = f"Resume_{uuid.uuid4().hex[:6]}"
-    data = tmp_path / "data"
-    shutil.copytree(reference["root"] / "template-a", data)
-    backfill(_config(sandbox, reference["a"], data, tmp_path / "home-a", collection))
+    data = _index_version_a(reference, sandbox, tmp_path, collection)
 
     config = _config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill)
-    config_file = tmp_path / "killed-run.json"
-    config_file.write_text(json.dumps(config))
-    killed = subprocess.run(
-        [sys.executable, "-m", "tests.assets.backfill_driver", str(config_file)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
+    _run_until_killed(config, tmp_path)
 
     resumed = backfill({**config, "kill": None})
     assert resumed, "the killed run had finished every partition: the kill came too late"
@@ -124,20 +135,12 @@ def test_a_killed_backfill_resumes_to_the_uninterrupted_state(reference, sandbox
 def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(reference, sandbox, tmp_path):
     """A backfill groups shards into runs; re-executing a killed run skips the finished ones."""
     collection = f"OneRun_{uuid.uuid4().hex[:6]}"
-    data = tmp_path / "data"
-    shutil.copytree(reference["root"] / "template-a", data)
-    backfill(_config(sandbox, reference["a"], data, tmp_path / "home-a", collection))
+    data = _index_version_a(reference, sandbox, tmp_path, collection)
     # B changes four shards (a-*, b-*); the run dies in the ingest of the last of them.
     kill = {"point": "inside_shard_ingest", "shard": "b-s00001", "after_objects": 15}
     config = {**_config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill),
               "one_run": True}  # fmt: skip
-    config_file = tmp_path / "killed-run.json"
-    config_file.write_text(json.dumps(config))
-    killed = subprocess.run(
-        [sys.executable, "-m", "tests.assets.backfill_driver", str(config_file)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
+    _run_until_killed(config, tmp_path)
 
     rerun = backfill({**config, "kill": None})
     embedded = rerun.asset_materializations_for_node("embeddings")[0].metadata
