@@ -34,6 +34,9 @@ EMBEDDED_VERSION = "1.30.5"
 EMBEDDED_BINARY_DIR = Path.home() / ".cache" / "weaviate-embedded"
 
 
+_SERVERS_STARTED: list[subprocess.Popen] = []
+
+
 class WeaviateConnectionError(RuntimeError):
     pass
 
@@ -245,6 +248,9 @@ def _spawn_sandbox(s: ConnectionSettings, data: Path) -> None:
             cwd=Path(__file__).resolve().parents[2],
         )  # fmt: skip
     sandbox_pid_file(s.data_dir).write_text(str(process.pid))
+    # The server outlives this process on purpose; holding the handle keeps Python from
+    # warning, at exit, that a child it started is still running.
+    _SERVERS_STARTED.append(process)
 
 
 def stop_sandbox(s: ConnectionSettings, wait_seconds: float = 10.0) -> bool:
