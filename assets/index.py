@@ -27,7 +27,12 @@ from resources.files import count_lines, write_lines
 from resources.vectors import read_vectors
 from resources.weaviate import WeaviateResource
 from resources.weaviate.ingest import IngestError, count_shard, ingest_shard, shard_is_current
-from resources.weaviate.objects import build_objects, metadata_samples, objects_version
+from resources.weaviate.objects import (
+    OBJECT_COLUMNS,
+    build_objects,
+    metadata_samples,
+    objects_version,
+)
 from resources.weaviate.schema import ensure_metadata_properties
 
 
@@ -68,7 +73,7 @@ def _index_shard(
     client: WeaviateClient,
     key: str,
 ) -> Metadata:
-    table = read_chunks(corpus.stage_file("chunks", key))
+    table = read_chunks(corpus.stage_file("chunks", key), columns=list(OBJECT_COLUMNS))
     stored = read_vectors(corpus.stage_file("embeddings", key))
     if stored.uuids != table.column("uuid").to_pylist():
         raise Failure(

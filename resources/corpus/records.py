@@ -67,7 +67,7 @@ def validate(record: RawRecord, max_chars: int | None = None) -> Document | Reje
     if record.error is not None:
         return Reject(record.location, record.error, _excerpt(record.raw))
     payload = record.payload
-    # Built once, whether or not it is needed: rejects carry it, and records are small.
+    # Rejects carry this excerpt; it never serializes a whole long text.
     raw = _excerpt(record.raw) if record.raw else _excerpt_payload(payload)
     if not isinstance(payload, dict):
         return Reject(record.location, f"record is a {type(payload).__name__}, not an object", raw)

@@ -13,12 +13,15 @@ from weaviate.classes.config import DataType
 from resources.weaviate.ingest import IngestObject
 from resources.weaviate.schema import property_name
 
+# The chunk columns an object is built from: the token ids stay behind in the chunks file.
+OBJECT_COLUMNS = ("uuid", "doc_id", "chunk_index", "text", "token_count", "metadata")
+
 
 def objects_version(chunks: pa.Table, vectors_hash: str, model: Mapping) -> str:
     """Changes whenever anything written to Weaviate would change: text, metadata, vectors."""
     digest = hashlib.sha256(vectors_hash.encode())
     digest.update(json.dumps(dict(model), sort_keys=True).encode())
-    for column in ("uuid", "doc_id", "chunk_index", "text", "token_count", "metadata"):
+    for column in OBJECT_COLUMNS:
         digest.update(json.dumps(chunks.column(column).to_pylist()).encode())
     return digest.hexdigest()[:20]
 
@@ -42,8 +45,7 @@ def build_objects(
     version: str,
     property_types: Mapping[str, DataType],
 ) -> Iterator[IngestObject]:
-    columns = ("uuid", "doc_id", "chunk_index", "text", "token_count", "metadata")
-    rows = zip(*(chunks.column(c).to_pylist() for c in columns), strict=True)
+    rows = zip(*(chunks.column(c).to_pylist() for c in OBJECT_COLUMNS), strict=True)
     for (uuid, doc_id, chunk_index, text, token_count, metadata), vector in zip(
         rows, vectors, strict=True
     ):

@@ -5,7 +5,6 @@ content hash, followed by a `weaviate_index` materialization. Tests record those
 finished run would) instead of embedding anything.
 """
 
-import json
 from pathlib import Path
 
 import pytest
@@ -21,20 +20,7 @@ from dagster import (
 from orchestration.schedules import NIGHTLY, build_index_schedule
 from resources.corpus.reader import scan_shards
 from resources.corpus.resource import CorpusResource
-
-
-def write_docs(path: Path, ids: list[str], text: str = "words") -> None:
-    path.write_text("".join(json.dumps({"id": i, "text": f"{text} {i}"}) + "\n" for i in ids))
-
-
-@pytest.fixture
-def corpus(tmp_path: Path) -> CorpusResource:
-    """Shards a-s00000, a-s00001 and b-s00000 (two documents a shard)."""
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    write_docs(folder / "a.jsonl", ["a1", "a2", "a3"])
-    write_docs(folder / "b.jsonl", ["b1", "b2"])
-    return CorpusResource(corpus_path=str(folder), shard_size=2, data_dir=str(tmp_path / "data"))
+from tests.orchestration.conftest import write_docs
 
 
 @pytest.fixture
