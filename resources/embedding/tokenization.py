@@ -21,6 +21,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from resources.embedding.model_source import load_tokenizer
+from resources.embedding.wordpiece import AsciiWordPiece
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,27 @@ def truncating_tokenizer(model: str, max_length: int) -> Tokenizer:
     return tokenizer
 
 
+@lru_cache(maxsize=8)
+def ascii_wordpiece(model: str, max_length: int) -> AsciiWordPiece | None:
+    return AsciiWordPiece.for_tokenizer(truncating_tokenizer(model, max_length), max_length)
+
+
 def tokenize(model: str, max_length: int, texts: Sequence[str]) -> Tokenized:
-    """Tokenize `texts` with special tokens, truncated to `max_length`."""
+    """Tokenize `texts` with special tokens, truncated to `max_length`.
+
+    ASCII texts take the cached path of `wordpiece.py` when the tokenizer allows it; the rest go
+    to the library in one batch.
+    """
     started = time.perf_counter()
-    tokenizer = truncating_tokenizer(model, max_length)
-    # The fast variant skips character offsets, which embedding never needs (tokenizers>=0.21).
-    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
-    encodings = encode(list(texts))
-    rows = [encoding.ids for encoding in encodings]
+    fast = ascii_wordpiece(model, max_length)
+    rows = fast.encode(texts) if fast else [None] * len(texts)
+    left = [i for i, row in enumerate(rows) if row is None]
+    if left:
+        tokenizer = truncating_tokenizer(model, max_length)
+        # The fast variant skips character offsets, which embedding never needs (tokenizers>=0.21).
+        encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+        for i, encoding in zip(left, encode([texts[i] for i in left]), strict=True):
+            rows[i] = encoding.ids
     lengths = np.fromiter(map(len, rows), dtype=np.int32, count=len(rows))
     ids = np.fromiter(
         itertools.chain.from_iterable(rows),

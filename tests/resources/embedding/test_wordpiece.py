@@ -1,0 +1,84 @@
+import json
+import random
+import string
+
+import pytest
+from tokenizers import Tokenizer
+
+from resources.embedding.model_source import DEFAULT_MODEL, load_tokenizer
+from resources.embedding.tokenization import truncating_tokenizer
+from resources.embedding.wordpiece import AsciiWordPiece
+
+TRICKY = [
+    "",
+    "Hello, World!",
+    "UPPER lower MiXeD",
+    "tabs\tnew\nlines\r\nand  many   spaces",
+    "control\x00chars\x01\x07\x0b\x0c\x1b\x1f\x7fremoved",
+    "punctuation!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~everywhere",
+    "numbers 3.14159 and 1,000,000 and 0x1F",
+    "unaffable tokenization ##ing [unused0]",
+    "a" * 101 + " after a word too long for WordPiece",
+    "special [MASK] and [cls] tokens written in the text",
+    "e-mail: someone@example.com, url: https://example.com/a_b?c=d",
+]
+
+
+def library_ids(texts: list[str], max_length: int) -> list[list[int]]:
+    tokenizer = truncating_tokenizer(DEFAULT_MODEL, max_length)
+    return [encoding.ids for encoding in tokenizer.encode_batch(texts)]
+
+
+def fast_ids(texts: list[str], max_length: int) -> list[list[int] | None]:
+    fast = AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, max_length), max_length)
+    assert fast is not None
+    return fast.encode(texts)
+
+
+def random_ascii_texts(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    specials = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
+    vocab = [
+        w for w in load_tokenizer(DEFAULT_MODEL).get_vocab() if w.isascii() and w not in specials
+    ]
+    alphabet = string.printable + "\x00\x01\x0b\x1f\x7f"
+    texts = []
+    for _ in range(count):
+        parts = []
+        for _ in range(rng.randint(0, 80)):
+            if rng.random() < 0.7:
+                word = rng.choice(vocab)
+                parts.append(word.upper() if rng.random() < 0.1 else word)
+            else:
+                parts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))))
+        texts.append(rng.choice([" ", "", "\n", "-"]).join(parts))
+    return texts
+
+
+@pytest.mark.parametrize("max_length", [8, 64, 256])
+def test_ascii_texts_get_the_libraries_ids_exactly(max_length):
+    texts = TRICKY + random_ascii_texts(400, seed=max_length)
+    expected = library_ids(texts, max_length)
+    got = fast_ids(texts, max_length)
+    handled = [(g, e) for g, e in zip(got, expected, strict=True) if g is not None]
+    assert [g for g, _ in handled] == [e for _, e in handled]
+    # Only the texts that name a special token are left to the library.
+    assert [t for t, g in zip(texts, got, strict=True) if g is None] == [TRICKY[9]]
+
+
+def test_non_ascii_texts_are_left_to_the_library():
+    assert fast_ids(["naïve café", "plain", "emoji 🙂"], 64)[::2] == [None, None]
+
+
+def test_the_cache_answers_the_same_the_second_time():
+    fast = AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, 64), 64)
+    texts = random_ascii_texts(50, seed=1)
+    assert fast.encode(texts) == fast.encode(texts) == library_ids(texts, 64)
+
+
+def test_tokenizers_of_another_shape_take_the_library_path():
+    config = json.loads(load_tokenizer(DEFAULT_MODEL).to_str())
+    config["pre_tokenizer"] = {"type": "Whitespace"}
+    other = Tokenizer.from_str(json.dumps(config))
+    assert AsciiWordPiece.for_tokenizer(other, 64) is None
+    assert AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, 2), 2) is None
