@@ -7,8 +7,9 @@ from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
-from resources.corpus.tables import chunks_content_hash, read_chunks
+from resources.corpus.tables import chunks_content_hash, read_chunks, token_arrays
 from resources.embedding import EmbeddingResource
+from resources.embedding.tokenization import Tokenized
 from resources.vectors import is_current, write_vectors
 
 
@@ -34,7 +35,7 @@ def embeddings(
         if is_current(path, content_hash, model):
             context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
             return {"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
-        result = embedder.embed_token_ids(table.column("token_ids").to_pylist())
+        result = embedder.embed_tokenized(Tokenized(*token_arrays(table)))
         write_vectors(path, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
         return {
             "chunks": table.num_rows,

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -82,11 +83,23 @@ def read_chunks(path: Path, columns: list[str] | None = None) -> pa.Table:
     return pq.read_table(path, columns=columns)
 
 
+def token_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """The chunks' token ids as flat int32 ids and per-chunk lengths, without a Python list each.
+
+    The embedding engine takes these as they are (`Tokenized`); a shard of 100k chunks would
+    otherwise build 25M Python ints on the way.
+    """
+    token_ids = table.column("token_ids").combine_chunks()
+    lengths = pc.list_value_length(token_ids).to_numpy(zero_copy_only=False).astype(np.int32)
+    ids = token_ids.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+    return ids, lengths
+
+
 def chunks_content_hash(table: pa.Table) -> str:
     """What the embeddings depend on: every chunk's id and token ids, in order."""
     digest = hashlib.sha256()
     digest.update("\n".join(table.column("uuid").to_pylist()).encode())
-    token_ids = table.column("token_ids").combine_chunks()
-    digest.update(pc.list_value_length(token_ids).to_numpy(zero_copy_only=False).tobytes())
-    digest.update(token_ids.flatten().to_numpy(zero_copy_only=False).astype("<i4").tobytes())
+    ids, lengths = token_arrays(table)
+    digest.update(lengths.tobytes())
+    digest.update(ids.astype("<i4").tobytes())
     return digest.hexdigest()

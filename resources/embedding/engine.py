@@ -45,6 +45,7 @@ from resources.embedding.stats import EmbeddingStats
 from resources.embedding.tokenization import (
     Tokenized,
     TokenizerPool,
+    checked,
     from_token_ids,
     tokenize,
     window_sizes,
@@ -156,8 +157,12 @@ class EmbeddingEngine:
 
     def embed_token_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingResult:
         """Embed rows already tokenized with special tokens, each at most `max_length` long."""
-        tokenized = from_token_ids(token_ids, self.max_length)
-        return self._run(iter([(0, tokenized)]), len(token_ids))
+        return self.embed_tokenized(from_token_ids(token_ids, self.max_length))
+
+    def embed_tokenized(self, tokenized: Tokenized) -> EmbeddingResult:
+        """Like `embed_token_ids` for rows already in flat arrays (an Arrow list column's)."""
+        tokenized = checked(tokenized, self.max_length)
+        return self._run(iter([(0, tokenized)]), len(tokenized.lengths))
 
     def probe(self, length: int | None = None, save: bool = True) -> ProbeResult:
         """Search the largest budget that fits at `length` (default: max_length) and keep it."""

@@ -14,20 +14,26 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, model_validator
 
+from resources.embedding.devices import MultiDeviceEngine, device_list
 from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
 from resources.embedding.model import read_max_length
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.probe import ProbeResult
+from resources.embedding.tokenization import Tokenized
 
-_ENGINES: dict[EngineConfig, EmbeddingEngine] = {}
+Engine = EmbeddingEngine | MultiDeviceEngine
+_ENGINES: dict[EngineConfig, Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def engine_for(config: EngineConfig) -> EmbeddingEngine:
-    """The process's engine for `config`, created on first use."""
+def engine_for(config: EngineConfig) -> Engine:
+    """The process's engine for `config`, created on first use: one per device it names."""
     with _ENGINES_LOCK:
         if config not in _ENGINES:
-            _ENGINES[config] = EmbeddingEngine(config)
+            devices = device_list(config.device)
+            _ENGINES[config] = (
+                MultiDeviceEngine(config, devices) if len(devices) > 1 else EmbeddingEngine(config)
+            )
         return _ENGINES[config]
 
 
@@ -44,7 +50,12 @@ class EmbeddingResource(ConfigurableResource):
         description="The packaged all-MiniLM-L6-v2 by name, or a local sentence-transformers "
         "model directory.",
     )
-    device: str = Field(default="auto", description='"auto", "cpu", "cuda" or "cuda:N".')
+    device: str = Field(
+        default="auto",
+        description='"auto" (every GPU, else the CPU), "cpu", "cuda" (every GPU), "cuda:N", or '
+        'a comma-separated list such as "cuda:0,cuda:1": one engine process per device, each '
+        "call split between them by tokens.",
+    )
     dtype: str = Field(
         default="auto",
         description='"auto" (bf16 or fp16 on GPUs, fp32 on the CPU), "float32", "bfloat16" '
@@ -114,7 +125,7 @@ class EmbeddingResource(ConfigurableResource):
         )
 
     @cached_property
-    def _engine(self) -> EmbeddingEngine:
+    def _engine(self) -> Engine:
         return engine_for(self.engine_config())
 
     @property
@@ -128,6 +139,10 @@ class EmbeddingResource(ConfigurableResource):
     def embed_token_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingResult:
         """Like `embed` for rows already tokenized with special tokens, each <= max_length."""
         return self._engine.embed_token_ids(token_ids)
+
+    def embed_tokenized(self, tokenized: Tokenized) -> EmbeddingResult:
+        """Like `embed_token_ids` for rows already in flat arrays (an Arrow list column's)."""
+        return self._engine.embed_tokenized(tokenized)
 
     def model_identity(self) -> dict[str, str | int]:
         """name, sha256 of the weights, dtype, max_length, dim: the key of embedding checkpoints."""

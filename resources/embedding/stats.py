@@ -52,6 +52,35 @@ class EmbeddingStats:
             return 0.0
         return 1.0 - self.tokens / self.padded_tokens
 
+    @staticmethod
+    def combined(parts: list[tuple[int, EmbeddingStats]], wall_seconds: float) -> EmbeddingStats:
+        """One call's statistics from the parts several devices ran in parallel.
+
+        Each part comes with the index of its first text, so CPU fallbacks keep naming the
+        caller's texts. Counts and device seconds add up; memory peaks and the final budget are
+        per device, so the highest peak and the lowest final budget are what is kept.
+        """
+        first = parts[0][1]
+        total = EmbeddingStats(
+            device=",".join(part.device for _, part in parts),
+            dtype=first.dtype,
+            final_budget=min(part.final_budget for _, part in parts),
+            peak_gpu_memory_bytes=max(part.peak_gpu_memory_bytes for _, part in parts),
+            wall_seconds=wall_seconds,
+        )
+        for start, part in parts:
+            total.texts += part.texts
+            total.tokens += part.tokens
+            total.padded_tokens += part.padded_tokens
+            total.batches += part.batches
+            total.budgets.extend(part.budgets)
+            total.ooms_recovered += part.ooms_recovered
+            total.cpu_fallback_indices.extend(start + i for i in part.cpu_fallback_indices)
+            total.tokenize_seconds += part.tokenize_seconds
+            total.tokenize_wait_seconds += part.tokenize_wait_seconds
+            total.gpu_seconds += part.gpu_seconds
+        return total
+
     def as_metadata(self) -> dict[str, float | int | str]:
         budgets = self.budgets or [0]
         return {

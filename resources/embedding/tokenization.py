@@ -38,6 +38,12 @@ class Tokenized:
         np.cumsum(self.lengths[:-1], out=offsets[1:])
         return offsets
 
+    def rows(self, start: int, end: int) -> Tokenized:
+        """Rows start..end as their own `Tokenized`, sharing this one's memory."""
+        first = int(self.lengths[:start].sum())
+        last = first + int(self.lengths[start:end].sum())
+        return Tokenized(ids=self.ids[first:last], lengths=self.lengths[start:end])
+
     @staticmethod
     def concat(parts: Sequence[Tokenized]) -> Tokenized:
         if len(parts) == 1:
@@ -93,6 +99,18 @@ def tokenize(model: str, max_length: int, texts: Sequence[str]) -> Tokenized:
 def from_token_ids(token_ids: Sequence[Sequence[int]], max_length: int) -> Tokenized:
     """Pre-tokenized rows (special tokens included) as flat arrays, checked against the limit."""
     lengths = np.fromiter((len(row) for row in token_ids), dtype=np.int32, count=len(token_ids))
+    if len(token_ids) and isinstance(token_ids[0], np.ndarray):
+        ids = np.concatenate(token_ids).astype(np.int32, copy=False)
+    else:
+        ids = np.fromiter(
+            itertools.chain.from_iterable(token_ids), dtype=np.int32, count=int(lengths.sum())
+        )
+    return checked(Tokenized(ids=ids, lengths=lengths), max_length)
+
+
+def checked(tokenized: Tokenized, max_length: int) -> Tokenized:
+    """`tokenized` itself, once every row is known to be non-empty and within `max_length`."""
+    lengths = tokenized.lengths
     if len(lengths) and int(lengths.max()) > max_length:
         worst = int(np.argmax(lengths))
         raise ValueError(
@@ -101,13 +119,7 @@ def from_token_ids(token_ids: Sequence[Sequence[int]], max_length: int) -> Token
         )
     if len(lengths) and int(lengths.min()) == 0:
         raise ValueError(f"token_ids[{int(np.argmin(lengths))}] is empty")
-    if len(token_ids) and isinstance(token_ids[0], np.ndarray):
-        ids = np.concatenate(token_ids).astype(np.int32, copy=False)
-    else:
-        ids = np.fromiter(
-            itertools.chain.from_iterable(token_ids), dtype=np.int32, count=int(lengths.sum())
-        )
-    return Tokenized(ids=ids, lengths=lengths)
+    return tokenized
 
 
 def _init_worker() -> None:
