@@ -159,6 +159,25 @@ def chunk_count(n_tokens: int, width: int = CHUNK_WIDTH, overlap: int = CHUNK_OV
     return 1 + math.ceil((n_tokens - width) / (width - overlap))
 
 
+def embedded_tokens(n_tokens: int) -> int:
+    """Tokens the encoder sees for a sample document: its own, the overlaps counted again, and
+    [CLS] and [SEP] for every chunk."""
+    chunks = chunk_count(n_tokens)
+    return n_tokens + (chunks - 1) * CHUNK_OVERLAP + 2 * chunks
+
+
+def corpus_totals(spec: SampleSpec) -> dict[str, int]:
+    """Documents, tokens, chunks and embedded tokens of the corpus `spec` describes, exactly and
+    without writing it: a document's length is the first draw of its own random stream."""
+    totals = {"documents": spec.docs, "tokens": 0, "chunks": 0, "embedded_tokens": 0}
+    for index in range(spec.docs):
+        n_tokens = _length(random.Random(spec.seed * 1_000_003 + index), spec)
+        totals["tokens"] += n_tokens
+        totals["chunks"] += chunk_count(n_tokens)
+        totals["embedded_tokens"] += embedded_tokens(n_tokens)
+    return totals
+
+
 def _write_file(job: tuple[Path, int, SampleSpec]) -> tuple[int, int, Counter[int]]:
     """Write one JSONL file under a temporary name, then rename it: a killed run leaves no
     half file. Returns (documents, chunks, length histogram) so that nothing but counts goes

@@ -13,21 +13,35 @@ tokenizer of another shape. Tests compare the two paths token for token.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import Tokenizer
 
 # BERT's pre-tokenizer isolates every ASCII punctuation character (what `char::is_ascii_punctuation`
 # accepts: !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~) and splits on whitespace.
 _PUNCTUATION = r"!-/:-@\[-`{-~"
 _WORDS = re.compile(rf"[^\s{_PUNCTUATION}]+|[{_PUNCTUATION}]")
+_WORD_SPLIT = re.compile(rf"([^\s{_PUNCTUATION}]+|[{_PUNCTUATION}])")
 # BERT's `clean_text` drops NUL and control characters other than tab, newline and return (which
 # become spaces, as the split then ignores them anyway).
 _CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127])
 # Bounds the cache on corpora of endless distinct words (numbers, hashes); a clear costs a refill.
 _MAX_CACHED_WORDS = 1 << 20
+
+
+@dataclass
+class WordTokens:
+    """A text's tokens: ids, each token's character span, whether it starts a word."""
+
+    ids: list[int]
+    starts: list[int]
+    ends: list[int]
+    word_starts: list[bool]
 
 
 class AsciiWordPiece:
@@ -49,6 +63,7 @@ class AsciiWordPiece:
         self._lowercase = lowercase
         self._special_texts = special_texts
         self._pieces: dict[str, list[int]] = {}
+        self._spans: dict[str, list[tuple[int, int]]] = {}
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Tokenizer, max_length: int) -> AsciiWordPiece | None:
@@ -89,10 +104,58 @@ class AsciiWordPiece:
                 break
         return self._prefix + content + self._suffix
 
+    def words(self, text: str) -> WordTokens | None:
+        """Untruncated ids without special tokens, with character offsets into `text` and word
+        starts: what the chunker cuts windows from. None as in `encode`; also for text with
+        control characters, whose removal would shift the offsets.
+
+        Whole documents go through here, so the per-word work is kept to C-level maps over the
+        words, and the per-token offsets are assembled with numpy.
+        """
+        if not text.isascii() or len(text.translate(_CONTROL)) != len(text):
+            return None
+        folded = text.lower()
+        if any(special in folded for special in self._special_texts):
+            return None
+        # Splitting on the words (a capturing group) returns them at odd positions between the
+        # whitespace runs; their offsets follow from the lengths. Much faster than `finditer`.
+        parts = _WORD_SPLIT.split(folded if self._lowercase else text)
+        words = parts[1::2]
+        part_lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+        begins = (np.cumsum(part_lengths) - part_lengths)[1::2]
+        missing = set(words).difference(self._pieces)
+        if len(self._pieces) + len(missing) > _MAX_CACHED_WORDS:
+            self._pieces.clear()
+            self._spans.clear()
+            missing = set(words)
+        for word in missing:
+            self._store(word)
+        entries = list(map(self._pieces.__getitem__, words))
+        counts = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries))
+        spans = np.array(
+            list(itertools.chain.from_iterable(map(self._spans.__getitem__, words))),
+            dtype=np.int64,
+        ).reshape(-1, 2)
+        word_begin = np.repeat(begins, counts)
+        first = np.zeros(len(spans), dtype=bool)
+        first[np.cumsum(counts) - counts] = True
+        return WordTokens(
+            ids=list(itertools.chain.from_iterable(entries)),
+            starts=(word_begin + spans[:, 0]).tolist(),
+            ends=(word_begin + spans[:, 1]).tolist(),
+            word_starts=first.tolist(),
+        )
+
     def _word_pieces(self, word: str) -> list[int]:
         if len(self._pieces) >= _MAX_CACHED_WORDS:
             self._pieces.clear()
-        ids = self._pieces[word] = [token.id for token in self._model.tokenize(word)]
+            self._spans.clear()
+        return self._store(word)
+
+    def _store(self, word: str) -> list[int]:
+        tokens = self._model.tokenize(word)
+        self._spans[word] = [token.offsets for token in tokens]
+        ids = self._pieces[word] = [token.id for token in tokens]
         return ids
 
 

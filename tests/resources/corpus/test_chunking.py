@@ -2,7 +2,9 @@ import pytest
 
 from resources.corpus.chunking import Chunker, ChunkingConfig, chunk_uuid, windows
 from resources.corpus.records import Document
+from resources.corpus.sample import SampleSpec, make_document
 from resources.embedding.model_source import load_tokenizer
+from tests.text_samples import random_ascii_texts
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +65,20 @@ def test_uuid_is_deterministic_and_distinct_per_chunk():
     assert chunk_uuid("doc-1", 0) == chunk_uuid("doc-1", 0)
     assert chunk_uuid("doc-1", 0) != chunk_uuid("doc-1", 1)
     assert chunk_uuid("doc-1", 11) != chunk_uuid("doc-11", 1)
+
+
+@pytest.mark.parametrize("config", [ChunkingConfig(), ChunkingConfig(max_tokens=16, overlap=2)])
+def test_the_ascii_path_cuts_exactly_the_chunks_the_library_does(tokenizer, config):
+    spec = SampleSpec(docs=6, seed=3, median_tokens=700)
+    documents = [Document(d["id"], d["text"]) for d in (make_document(i, spec) for i in range(6))]
+    documents += [
+        Document(f"ascii-{i}", text) for i, text in enumerate(random_ascii_texts(60, seed=5))
+    ]
+    documents.append(Document("long-words", "supercalifragilisticexpialidocious " * 40))
+    documents.append(Document("non-ascii", "café naïve " * 50))
+    documents.append(Document("control", "tab\there \x07bell " * 50))
+    fast = Chunker(tokenizer, config)
+    library = Chunker(tokenizer, config)
+    library._fast = None
+    assert fast._fast is not None
+    assert list(fast.chunk(documents)) == list(library.chunk(documents))

@@ -2,7 +2,14 @@ import json
 
 from resources.corpus.chunking import Chunker, ChunkingConfig, windows
 from resources.corpus.records import Document
-from resources.corpus.sample import SampleSpec, chunk_count, make_document, write_sample_corpus
+from resources.corpus.sample import (
+    SampleSpec,
+    chunk_count,
+    corpus_totals,
+    embedded_tokens,
+    make_document,
+    write_sample_corpus,
+)
 from resources.embedding.model_source import load_tokenizer
 
 
@@ -65,6 +72,19 @@ def test_chunk_count_matches_the_window_arithmetic_and_the_real_chunker():
     for doc in docs:
         chunks = list(chunker.chunk([Document(doc["id"], doc["text"])]))
         assert len(chunks) == chunk_count(doc["tokens"]), doc["tokens"]
+        assert sum(len(c.token_ids) for c in chunks) == embedded_tokens(doc["tokens"])
+
+
+def test_totals_of_a_corpus_are_known_without_writing_it(tmp_path):
+    spec = SampleSpec(docs=120, seed=4, docs_per_file=50)
+    stats = write_sample_corpus(tmp_path, spec)
+    totals = corpus_totals(spec)
+    assert (totals["documents"], totals["tokens"], totals["chunks"]) == (
+        stats["documents"], stats["tokens"], stats["chunks"]
+    )  # fmt: skip
+    assert totals["embedded_tokens"] == sum(
+        embedded_tokens(make_document(i, spec)["tokens"]) for i in range(120)
+    )
 
 
 def test_statistics_count_chunks_and_exact_percentiles(tmp_path):

@@ -1,6 +1,4 @@
 import json
-import random
-import string
 
 import pytest
 from tokenizers import Tokenizer
@@ -8,6 +6,7 @@ from tokenizers import Tokenizer
 from resources.embedding.model_source import DEFAULT_MODEL, load_tokenizer
 from resources.embedding.tokenization import truncating_tokenizer
 from resources.embedding.wordpiece import AsciiWordPiece
+from tests.text_samples import random_ascii_texts
 
 TRICKY = [
     "",
@@ -33,26 +32,6 @@ def fast_ids(texts: list[str], max_length: int) -> list[list[int] | None]:
     fast = AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, max_length), max_length)
     assert fast is not None
     return fast.encode(texts)
-
-
-def random_ascii_texts(count: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    specials = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
-    vocab = [
-        w for w in load_tokenizer(DEFAULT_MODEL).get_vocab() if w.isascii() and w not in specials
-    ]
-    alphabet = string.printable + "\x00\x01\x0b\x1f\x7f"
-    texts = []
-    for _ in range(count):
-        parts = []
-        for _ in range(rng.randint(0, 80)):
-            if rng.random() < 0.7:
-                word = rng.choice(vocab)
-                parts.append(word.upper() if rng.random() < 0.1 else word)
-            else:
-                parts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12))))
-        texts.append(rng.choice([" ", "", "\n", "-"]).join(parts))
-    return texts
 
 
 @pytest.mark.parametrize("max_length", [8, 64, 256])
