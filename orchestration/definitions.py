@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, ExecutorDefinition, in_process_executor
 
 from assets.chunks import chunks
 from assets.corpus import corpus_shard
@@ -70,15 +70,30 @@ def build_resources(resolved: bool = False) -> dict:
 # Keeping the index fresh (README): sensors and the schedule ship stopped; their settings are
 # read when the definitions load.
 index_asset = following_upstream(weaviate_index)
-defs = Definitions(
-    assets=[corpus_shard, chunks, embeddings, index_asset, embedding_profile],
-    asset_checks=[object_count_matches_chunks],
-    jobs=[register_shards, index_shards, profile_embeddings, remove_shards, reindex],
-    schedules=[build_index_schedule(os.environ.get("INDEX_SCHEDULE_CRON") or NIGHTLY)],
-    sensors=[
-        build_corpus_sensor(os.environ.get("CORPUS_ON_REMOVED") or "flag"),
-        build_retry_sensor(int(os.environ.get("INDEX_MAX_ATTEMPTS") or 3)),
-        build_automation_sensor(index_asset),
-    ],
-    resources=build_resources(),
-)
+
+
+def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Definitions:
+    """The project's definitions, with the executor that runs each run's steps.
+
+    In process by default: a run's steps form a chain (chunks, embeddings, index, check) with
+    nothing to run side by side, and a process per step would import torch and the model
+    stack again for each of them, seconds of overhead per run (BENCHMARKS.md). Concurrency
+    pools still hold, so two runs never embed on one GPU at once. deploy/k8s passes the
+    Kubernetes executor, which gives the embeddings step a GPU pod of its own.
+    """
+    return Definitions(
+        assets=[corpus_shard, chunks, embeddings, index_asset, embedding_profile],
+        asset_checks=[object_count_matches_chunks],
+        jobs=[register_shards, index_shards, profile_embeddings, remove_shards, reindex],
+        schedules=[build_index_schedule(os.environ.get("INDEX_SCHEDULE_CRON") or NIGHTLY)],
+        sensors=[
+            build_corpus_sensor(os.environ.get("CORPUS_ON_REMOVED") or "flag"),
+            build_retry_sensor(int(os.environ.get("INDEX_MAX_ATTEMPTS") or 3)),
+            build_automation_sensor(index_asset),
+        ],
+        resources=build_resources(),
+        executor=executor,
+    )
+
+
+defs = build_definitions()

@@ -11,10 +11,9 @@ import json
 from pathlib import Path
 
 import yaml
-from dagster import Definitions
 from dagster_k8s import k8s_job_executor
 
-from orchestration.definitions import defs as base_defs
+from orchestration.definitions import build_definitions
 
 HERE = Path(__file__).resolve().parent
 EXECUTOR_CONFIG = yaml.safe_load((HERE / "executor.yaml").read_text())
@@ -24,6 +23,4 @@ GPU_STEP_TAGS = {
     "dagster-k8s/config": json.dumps(EXECUTOR_CONFIG["per_step_k8s_config"]["embeddings"])
 }
 
-defs = Definitions.merge(
-    base_defs, Definitions(executor=k8s_job_executor.configured(EXECUTOR_CONFIG))
-)
+defs = build_definitions(executor=k8s_job_executor.configured(EXECUTOR_CONFIG))

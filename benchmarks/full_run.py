@@ -1,0 +1,254 @@
+"""The whole pipeline over the first documents of the reference corpus, run the way a backfill
+runs it, and projected to the 1.25M-document corpus.
+
+    python benchmarks/full_run.py --docs 20000 --out /tmp/full-run --device cuda
+
+What runs:
+
+1. `sample-corpus` writes the reference corpus's first N documents (each document is drawn from
+   its own random stream, so these are exactly documents 0..N-1 of the 1.25M);
+2. the `register_shards` job;
+3. runs of the `index_shards` job (chunks, embeddings, weaviate_index and its count check) over
+   consecutive ranges of --shards-per-run shards, each one a `dagster job execute` process like
+   those the run launcher starts, at most --concurrent-runs at a time, on a Dagster instance
+   with the project's dagster.yaml (so the GPU pool holds), against a Weaviate-protocol sandbox
+   in its own process, or a real Weaviate with --weaviate-url.
+
+What it reports, from the runs' own materialization metadata and step statistics: embedding
+tokens/s (tokens over the engine's wall seconds), ingest objects/s (objects over the ingest
+seconds), the backfill's wall time and the part of it not spent embedding or ingesting
+(orchestration overhead: run and step processes, model loading, reading and writing stage
+files, chunking, the count check), and the projection to the reference corpus:
+
+- embedding time: the reference corpus's embedded tokens (known exactly without writing it,
+  `corpus_totals`) over the measured tokens/s;
+- ingest time: its chunks over the measured objects/s, divided by the concurrent runs;
+- backfill wall time: this run's wall time scaled by embedded tokens. The first N documents are
+  a sample of the same length distribution, so per-token costs carry over; per-run costs carry
+  over too, since runs hold the same number of shards of the same size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dagster import AssetKey, DagsterInstance, RunsFilter  # noqa: E402
+from dagster._core.storage.tags import (  # noqa: E402
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from orchestration.partitions import shard_partitions  # noqa: E402
+from resources.corpus.sample import SampleSpec, corpus_totals, write_sample_corpus  # noqa: E402
+
+REFERENCE_DOCS = 1_250_000
+REFERENCE_ESTIMATE_HOURS = (35, 50)  # one A40, the documents the project started from
+STAGES = ("chunks", "embeddings", "weaviate_index")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(args: argparse.Namespace, out: Path, http: int, grpc: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DAGSTER_HOME=str(out / "dagster_home"),
+        INDEXER_DATA_DIR=str(out / "data"),
+        CORPUS_PATH=str(out / "corpus"),
+        SHARD_SIZE=str(args.shard_size),
+        SHARDS_PER_RUN=str(args.shards_per_run),
+        EMBEDDING_DEVICE=args.device,
+        WEAVIATE_COLLECTION="FullRun",
+        HF_HUB_OFFLINE="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        FULL_RUN_DEFINITIONS=str(args.definitions.resolve()) if args.definitions else "",
+    )
+    if args.weaviate_url:
+        env.update(WEAVIATE_MODE="custom", WEAVIATE_URL=args.weaviate_url)
+    else:
+        env.update(WEAVIATE_MODE="local", WEAVIATE_URL=f"http://127.0.0.1:{http}")
+        env["WEAVIATE_GRPC_PORT"] = str(grpc)
+    return env
+
+
+def _dagster(env: dict[str, str], job: str, tags: dict[str, str] | None = None):
+    where = ["-f", env["FULL_RUN_DEFINITIONS"]] if env.get("FULL_RUN_DEFINITIONS") else [
+        "-m", "orchestration.definitions"]  # fmt: skip
+    command = [sys.executable, "-m", "dagster", "job", "execute", *where, "-j", job]
+    if tags:
+        command += ["--tags", json.dumps(tags)]
+    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+
+
+def _finish(process: subprocess.Popen, what: str) -> None:
+    output, _ = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"{what} failed (exit {process.returncode}):\n{output[-4000:]}")
+
+
+def run_backfill(env: dict[str, str], keys: list[str], per_run: int, concurrent: int) -> float:
+    """Runs over consecutive key ranges, at most `concurrent` at once; returns wall seconds."""
+    ranges = [keys[i : i + per_run] for i in range(0, len(keys), per_run)]
+    running: list[tuple[subprocess.Popen, str]] = []
+    started = time.perf_counter()
+    for part in ranges:
+        while len(running) >= concurrent:
+            process, what = running.pop(0)
+            _finish(process, what)
+        tags = {ASSET_PARTITION_RANGE_START_TAG: part[0], ASSET_PARTITION_RANGE_END_TAG: part[-1]}
+        running.append((_dagster(env, "index_shards", tags), f"run {part[0]}..{part[-1]}"))
+    for process, what in running:
+        _finish(process, what)
+    return time.perf_counter() - started
+
+
+def _metadata(instance: DagsterInstance, asset: str) -> list[dict]:
+    """One metadata dict per run: a run over several shards records its combined metadata on
+    each shard's materialization, so one event per run is counted."""
+    records = instance.fetch_materializations(AssetKey(asset), limit=10_000).records
+    per_run: dict[str, dict] = {}
+    for record in records:
+        materialization = record.event_log_entry.asset_materialization
+        values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
+        per_run[record.run_id] = {"timestamp": record.timestamp, **values}
+    return list(per_run.values())
+
+
+def _union_seconds(intervals: list[tuple[float, float]]) -> float:
+    total, end = 0.0, float("-inf")
+    for start, stop in sorted(intervals):
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
+
+
+def measure(instance: DagsterInstance, wall: float, concurrent: int) -> dict:
+    embedded = [m for m in _metadata(instance, "embeddings") if m.get("wall_seconds")]
+    ingested = [m for m in _metadata(instance, "weaviate_index") if m.get("ingest_seconds")]
+    chunked = _metadata(instance, "chunks")
+    embed_seconds = sum(m["wall_seconds"] for m in embedded)
+    ingest_seconds = sum(m["ingest_seconds"] for m in ingested)
+    # Each materialization closes its step; its work is placed at the step's end, which is
+    # exact for sequential runs and close for overlapping ones.
+    busy = _union_seconds(
+        [(m["timestamp"] - m["wall_seconds"], m["timestamp"]) for m in embedded]
+        + [(m["timestamp"] - m["ingest_seconds"], m["timestamp"]) for m in ingested]
+    )
+    steps: dict[str, float] = {}
+    runs = instance.get_runs(filters=RunsFilter(job_name="index_shards"))
+    for run in runs:
+        for step in instance.get_run_step_stats(run.run_id):
+            if step.start_time and step.end_time:
+                name = step.step_key.split("[")[0]
+                steps[name] = steps.get(name, 0.0) + step.end_time - step.start_time
+    tokens = sum(m["tokens"] for m in embedded)
+    objects = sum(m["objects"] for m in ingested)
+    return {
+        "runs": len(runs),
+        "documents": sum(m["documents"] for m in chunked),
+        "chunks": sum(m["chunks"] for m in chunked),
+        "embedded_tokens": tokens,
+        "wall_seconds": wall,
+        "embed_seconds": embed_seconds,
+        "embed_tokens_per_second": tokens / embed_seconds if embed_seconds else 0.0,
+        "gpu_seconds": sum(m.get("gpu_seconds", 0.0) for m in embedded),
+        "ingest_seconds": ingest_seconds,
+        "ingest_objects_per_second": objects / ingest_seconds if ingest_seconds else 0.0,
+        "overhead_seconds": wall - busy,
+        "overhead_fraction": (wall - busy) / wall,
+        "step_seconds": {name: round(seconds, 2) for name, seconds in sorted(steps.items())},
+        "concurrent_runs": concurrent,
+    }
+
+
+def project(measured: dict, reference: dict) -> dict:
+    scale = reference["embedded_tokens"] / measured["embedded_tokens"]
+    embed = reference["embedded_tokens"] / measured["embed_tokens_per_second"]
+    ingest = reference["chunks"] / measured["ingest_objects_per_second"]
+    return {
+        "scale": scale,
+        "embedding_minutes": embed / 60,
+        "ingest_minutes": ingest / measured["concurrent_runs"] / 60,
+        "backfill_hours": measured["wall_seconds"] * scale / 3600,
+        "reference_estimate_hours": REFERENCE_ESTIMATE_HOURS,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--shards-per-run", type=int, default=8)
+    parser.add_argument("--concurrent-runs", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--weaviate-url", default=None, help="a real Weaviate (default: sandbox)")
+    parser.add_argument("--out", type=Path, default=Path(".data/full-run"))
+    parser.add_argument(
+        "--definitions", type=Path, default=None,
+        help="a Python file with other Definitions (default: orchestration/definitions.py)",
+    )  # fmt: skip
+    args = parser.parse_args()
+
+    out = args.out.resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "dagster_home").mkdir(parents=True)
+    shutil.copy(ROOT / "dagster.yaml", out / "dagster_home" / "dagster.yaml")
+    started = time.perf_counter()
+    sample = write_sample_corpus(out / "corpus", SampleSpec(docs=args.docs), workers=os.cpu_count())
+    corpus_seconds = time.perf_counter() - started
+    reference = corpus_totals(SampleSpec(docs=REFERENCE_DOCS))
+
+    http, grpc = _free_port(), _free_port()
+    env = _environment(args, out, http, grpc)
+    sandbox = None
+    if not args.weaviate_url:
+        sandbox = subprocess.Popen(
+            [sys.executable, "-m", "orchestration.cli", "sandbox", "--port", str(http),
+             "--grpc-port", str(grpc), "--data-dir", str(out / "sandbox")],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    try:
+        started = time.perf_counter()
+        _finish(_dagster(env, "register_shards"), "register_shards")
+        register_seconds = time.perf_counter() - started
+        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
+        with DagsterInstance.get() as instance:
+            keys = instance.get_dynamic_partitions(shard_partitions.name)
+            wall = run_backfill(env, keys, args.shards_per_run, args.concurrent_runs)
+            measured = measure(instance, wall, args.concurrent_runs)
+    finally:
+        if sandbox is not None:
+            sandbox.terminate()
+            sandbox.wait()
+    report = {
+        "settings": {k: str(v) for k, v in vars(args).items()},
+        "corpus": sample,
+        "corpus_seconds": corpus_seconds,
+        "register_seconds": register_seconds,
+        "shards": len(keys),
+        "measured": measured,
+        "reference": reference,
+        "projection": project(measured, reference),
+    }
+    (out / "full_run.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
