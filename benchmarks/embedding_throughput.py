@@ -33,6 +33,7 @@ import torch  # noqa: E402
 
 from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
 from resources.embedding import EmbeddingEngine, EngineConfig  # noqa: E402
+from resources.embedding.devices import MultiDeviceEngine, device_list  # noqa: E402
 from resources.embedding.engine import TOKENIZE_CHUNK  # noqa: E402
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 from resources.embedding.tokenization import TokenizerPool, tokenize  # noqa: E402
@@ -92,6 +93,11 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     parser.add_argument(
         "--workers", default="", help="also time end to end with these tokenizer worker counts"
+    )
+    parser.add_argument(
+        "--devices",
+        default="",
+        help='also time several devices at once, e.g. "cuda:0,cuda:1" (one engine process each)',
     )
     parser.add_argument("--repeat", type=int, default=2, help="engine runs; the best is kept")
     parser.add_argument("--json", type=Path, default=None)
@@ -240,6 +246,28 @@ def main() -> None:
             "compiled vs eager: min cosine",
             float((best_c.vectors * best_ids.vectors).sum(axis=1).min()),
         )
+
+    if args.devices:
+        single = min(engine.embed_tokenized(tokens).stats.wall_seconds for _ in range(args.repeat))
+        add("engine GPU stage, flat arrays, 1 device", count, total_tokens, single)
+        several = MultiDeviceEngine(
+            EngineConfig(model=args.model, device=args.devices), device_list(args.devices)
+        )
+        several.warm_up()
+        best_m = None
+        for _ in range(args.repeat):
+            out = several.embed_tokenized(tokens)
+            if best_m is None or out.stats.wall_seconds < best_m.stats.wall_seconds:
+                best_m = out
+        name = f"engine GPU stage, flat arrays, {len(several.devices)} devices"
+        add(name, count, total_tokens, best_m.stats.wall_seconds, stats=best_m.stats.as_metadata())
+        print(
+            f"{len(several.devices)} devices vs 1: {single / best_m.stats.wall_seconds:.2f}x; "
+            f"min cosine {float((best_m.vectors * best_ids.vectors).sum(axis=1).min()):.6f}"
+        )
+        seconds = min(several.embed(texts).stats.wall_seconds for _ in range(args.repeat))
+        add(f"engine end to end, {len(several.devices)} devices", count, total_tokens, seconds)
+        several.close()
 
     for budget in [int(b) for b in args.budgets.split(",") if b]:
         fixed = EmbeddingEngine(

@@ -24,6 +24,7 @@ from orchestration.schedules import NIGHTLY, build_index_schedule
 from orchestration.sensors import build_corpus_sensor, build_retry_sensor
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
+from resources.embedding.model_source import DEFAULT_MODEL
 from resources.weaviate import WeaviateResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,11 @@ def build_resources(resolved: bool = False) -> dict:
             shard_size=env("SHARD_SIZE", 1000, int),
             data_dir=data_dir,
         ),
-        "embedder": EmbeddingResource(device=env("EMBEDDING_DEVICE", "auto"), data_dir=data_dir),
+        "embedder": EmbeddingResource(
+            model=env("EMBEDDING_MODEL", DEFAULT_MODEL),
+            device=env("EMBEDDING_DEVICE", "auto"),
+            data_dir=data_dir,
+        ),
         "weaviate": WeaviateResource(
             mode=env("WEAVIATE_MODE", "auto"),
             url=env("WEAVIATE_URL", None),

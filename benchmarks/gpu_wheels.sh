@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Wheels for the GPU machine's image, which has torch, transformers, tokenizers, pyarrow, grpcio
+# and protobuf but not Dagster or weaviate-client: what benchmarks/full_run.py needs on top. The
+# image's grpcio is used, so the wheels (19 MB) and an fp16 model directory (45 MB) stay under
+# the 64 MiB a device call carries.
+# Versions are this virtual environment's, so they are known to work together.
+# Usage (repository root): benchmarks/gpu_wheels.sh   -> .whl/ (git-ignored)
+set -euo pipefail
+packages=(alembic annotated-types antlr4-python3-runtime authlib backoff cffi coloredlogs
+  cryptography dagster dagster-pipes dagster-shared docstring-parser greenlet
+  grpcio-health-checking humanfriendly joserfc mako pathlib-abc platformdirs protobuf pycparser
+  pydantic pydantic-core python-dotenv pytz sqlalchemy structlog tomli tomlkit toposort
+  truststore typing-inspection tzdata universal-pathlib validators watchdog weaviate-client)
+pins=()
+for name in "${packages[@]}"; do
+  pin=$(.venv/bin/pip freeze 2>/dev/null | grep -i -E "^${name//-/[-_]}==" || true)
+  [ -n "$pin" ] || { echo "not in .venv: $name" >&2; exit 1; }
+  pins+=("$pin")
+done
+rm -rf .whl && mkdir -p .whl
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
+  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+  --platform manylinux_2_34_x86_64 -d .whl "${pins[@]}"
+du -sh .whl
