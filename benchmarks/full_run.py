@@ -118,14 +118,17 @@ def run_backfill(env: dict[str, str], keys: list[str], per_run: int, concurrent:
 
 
 def _metadata(instance: DagsterInstance, asset: str) -> list[dict]:
-    """One metadata dict per run: a run over several shards records its combined metadata on
-    each shard's materialization, so one event per run is counted."""
+    """Per run: the sums of its shards' numeric metadata, at the time the step ended."""
     records = instance.fetch_materializations(AssetKey(asset), limit=10_000).records
     per_run: dict[str, dict] = {}
     for record in records:
         materialization = record.event_log_entry.asset_materialization
-        values = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-        per_run[record.run_id] = {"timestamp": record.timestamp, **values}
+        run = per_run.setdefault(record.run_id, {"timestamp": 0.0})
+        run["timestamp"] = max(run["timestamp"], record.timestamp)
+        for name, value in materialization.metadata.items():
+            value = getattr(value, "value", value)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                run[name] = run.get(name, 0) + value
     return list(per_run.values())
 
 

@@ -1,8 +1,9 @@
 """What changed in the corpus since it was last looked at: plain comparisons, no Dagster.
 
-The corpus sensor keeps a cursor of each file's stamp (size and modification time) and each
-shard's content hash. A tick whose stamps all match the cursor ends there, without reading a
-byte of the corpus; otherwise the shards are re-registered and their hashes compared here.
+The corpus sensor keeps a cursor of each file's stamp (size and modification time), the stamp of
+the shard manifest it last compared, and each shard's content hash. A tick whose file stamps all
+match the cursor reads no byte of the corpus; changed stamps start a registration run, and the
+manifest that run writes is compared here on a later tick.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import fsspec
 
@@ -39,20 +40,27 @@ def stat_corpus(corpus_path: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class CorpusCursor:
-    """What the sensor last saw. `files is None` means it has never looked (no cursor yet)."""
+    """What the sensor last saw.
+
+    `files`: the stamps a registration was last requested for (None: it has never looked).
+    `manifest`: the stamp of the manifest last compared; `shards`: the hashes found in it (None:
+    none compared yet, so what is indexed comes from the instance).
+    """
 
     files: dict[str, str] | None = None
-    shards: dict[str, str] = field(default_factory=dict)
+    manifest: str | None = None
+    shards: dict[str, str] | None = None
 
     @classmethod
     def from_json(cls, raw: str | None) -> CorpusCursor:
         if not raw:
             return cls()
         body = json.loads(raw)
-        return cls(files=body["files"], shards=body["shards"])
+        return cls(files=body["files"], manifest=body.get("manifest"), shards=body.get("shards"))
 
     def to_json(self) -> str:
-        return json.dumps({"files": self.files or {}, "shards": self.shards}, sort_keys=True)
+        body = {"files": self.files, "manifest": self.manifest, "shards": self.shards}
+        return json.dumps(body, sort_keys=True)
 
     def fingerprint(self) -> str:
         """Tells cursors apart in run keys: a tick re-evaluated from the same cursor (the

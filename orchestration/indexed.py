@@ -42,11 +42,7 @@ def _latest(instance: DagsterInstance, asset: AssetKey, keys: list[str]) -> dict
 
 
 def indexed_hashes(instance: DagsterInstance, current: Mapping[str, str]) -> dict[str, str]:
-    """shard -> the content hash it is indexed at, "" where it is not (fully) indexed.
-
-    A run of several shards (a backfill run) records all their hashes on each shard's
-    materialization; a shard whose current hash is among them is indexed at that hash.
-    """
+    """shard -> the content hash it is indexed at, "" where it is not (fully) indexed."""
     keys = list(current)
     shards = _latest(instance, SHARD_ASSET, keys)
     index = _latest(instance, INDEX_ASSET, keys)
@@ -57,8 +53,7 @@ def indexed_hashes(instance: DagsterInstance, current: Mapping[str, str]) -> dic
             hashes[key] = ""
             continue
         value = shard[1].get("source_content_hash")
-        recorded = [h.strip() for h in str(getattr(value, "value", value or "")).split(",")]
-        hashes[key] = current[key] if current[key] in recorded else recorded[0]
+        hashes[key] = str(getattr(value, "value", value or ""))
     return hashes
 
 

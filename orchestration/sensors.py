@@ -5,9 +5,9 @@ environment when the definitions load (see the README, "Keeping the index fresh"
 """
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from dagster import (
-    AddDynamicPartitionsRequest,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
@@ -16,6 +16,7 @@ from dagster import (
     RunConfig,
     RunFailureSensorContext,
     RunRequest,
+    RunsFilter,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -25,20 +26,20 @@ from dagster import (
     sensor,
 )
 from dagster._core.events import DagsterEventType
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from orchestration.changes import (
     CorpusCursor,
     compare_shards,
     run_key,
     short_hash,
-    slices,
     stat_corpus,
 )
 from orchestration.indexed import INDEX_ASSET, indexed_hashes
-from orchestration.jobs import index_shards
+from orchestration.jobs import index_shards, register_shards
 from orchestration.partitions import shard_partitions
 from orchestration.removal import RemoveShardsConfig, remove_shards
-from resources.corpus.manifest import register_corpus
+from resources.corpus.manifest import load_manifest, manifest_stamp
 from resources.corpus.resource import CorpusResource
 
 ON_REMOVED = ("flag", "remove")
@@ -46,7 +47,6 @@ ATTEMPT_TAG = "indexer/attempt"
 RETRY_OF_TAG = "indexer/retry_of"
 TRIGGER_TAG = "indexer/trigger"
 WILL_RETRY_TAG = "dagster/will_retry"
-_PARTITION_SLICE = 1000
 
 
 def build_corpus_sensor(on_removed: str = "flag", interval_seconds: int = 60) -> SensorDefinition:
@@ -60,30 +60,39 @@ def build_corpus_sensor(on_removed: str = "flag", interval_seconds: int = 60) ->
 
     @sensor(
         name="corpus_changes",
-        jobs=[index_shards, remove_shards],
+        jobs=[register_shards, index_shards, remove_shards],
         minimum_interval_seconds=interval_seconds,
         default_status=DefaultSensorStatus.STOPPED,
-        description="Registers shards of new corpus input and indexes new or changed shards; "
-        f"shards whose input is gone are handled by {on_removed!r}.",
+        description="Registers the shards of new or changed corpus input (a register_shards run), "
+        f"then indexes new or changed shards; shards whose input is gone are handled by "
+        f"{on_removed!r}.",
     )
     def corpus_changes(
         context: SensorEvaluationContext, corpus: CorpusResource
     ) -> SensorResult | SkipReason:
+        if _in_flight(context.instance, register_shards.name):
+            return SkipReason("a register_shards run is in flight; its manifest comes next")
         previous = CorpusCursor.from_json(context.cursor)
         stamps = stat_corpus(corpus.corpus_path)
-        if previous.files == stamps:
-            return SkipReason("no corpus file changed since the last tick")
-        scan = register_corpus(
-            corpus.corpus_path, corpus.shard_size, corpus.data_dir, corpus.strict
-        )
-        for problem in scan.problems:
-            context.log.warning(f"{problem.location}: {problem.reason}")
-        current = {spec.key: spec.content_hash for spec in scan.shards}
-        registered = set(context.instance.get_dynamic_partitions(shard_partitions.name))
-        # Without a cursor, the instance's record of what is indexed is the starting point.
-        if previous.files is not None:
+        if stamps != previous.files:
+            # Scanning takes minutes at 1.25M documents, longer than a sensor tick may: a run
+            # does it, and a later tick compares the manifest it writes.
+            request = RunRequest(
+                run_key=f"register/{replace(previous, files=stamps).fingerprint()}",
+                job_name=register_shards.name,
+                tags={TRIGGER_TAG: "corpus_changes"},
+            )
+            cursor = replace(previous, files=stamps)
+            return SensorResult(run_requests=[request], cursor=cursor.to_json())
+        manifest = manifest_stamp(corpus.data_dir)
+        if manifest is None or manifest == previous.manifest:
+            return SkipReason("no corpus file changed and no new manifest since the last tick")
+        current = {key: spec.content_hash for key, spec in load_manifest(corpus.data_dir).items()}
+        if previous.shards is not None:
             recorded = previous.shards
         else:
+            # Never compared: the instance's record of what is indexed is the starting point.
+            registered = set(context.instance.get_dynamic_partitions(shard_partitions.name))
             known = {key: current.get(key, "") for key in registered | set(current)}
             recorded = indexed_hashes(context.instance, known)
         changes = compare_shards(recorded, current)
@@ -106,18 +115,18 @@ def build_corpus_sensor(on_removed: str = "flag", interval_seconds: int = 60) ->
                 )
             else:
                 run_requests.append(_removal_request(changes.removed, tag))
-        new_partitions = [key for key in sorted(current) if key not in registered]
-        cursor = CorpusCursor(stamps, {k: short_hash(h) for k, h in current.items()})
-        return SensorResult(
-            run_requests=run_requests,
-            dynamic_partitions_requests=[
-                AddDynamicPartitionsRequest(shard_partitions.name, part)
-                for part in slices(new_partitions, _PARTITION_SLICE)
-            ],
-            cursor=cursor.to_json(),
-        )
+        shards = {key: short_hash(h) for key, h in current.items()}
+        cursor = CorpusCursor(files=stamps, manifest=manifest, shards=shards)
+        return SensorResult(run_requests=run_requests, cursor=cursor.to_json())
 
     return corpus_changes
+
+
+def _in_flight(instance: DagsterInstance, job_name: str) -> bool:
+    runs = instance.get_run_records(
+        filters=RunsFilter(job_name=job_name, statuses=list(IN_PROGRESS_RUN_STATUSES)), limit=1
+    )
+    return bool(runs)
 
 
 def _removal_request(keys: list[str], tag: str) -> RunRequest:

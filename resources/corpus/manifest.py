@@ -34,6 +34,15 @@ def write_manifest(
     return path
 
 
+def manifest_stamp(data_dir: str | Path) -> str | None:
+    """Tells one written manifest from the next without reading it; None when there is none."""
+    path = manifest_path(data_dir)
+    if not path.is_file():
+        return None
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
 def load_manifest(data_dir: str | Path) -> dict[str, ShardSpec]:
     path = manifest_path(data_dir)
     if not path.is_file():

@@ -140,7 +140,7 @@ def install_kill(kill: dict) -> None:
     if point == "chunking":
         _kill_on_call(chunking.Chunker, "_chunk_batch", nth, after=False)
     elif point == "embedding":
-        _kill_during_call(EmbeddingEngine, "embed_token_ids", nth, delay=kill.get("delay", 0.5))
+        _kill_during_call(EmbeddingEngine, "embed_tokenized", nth, delay=kill.get("delay", 0.5))
     elif point == "checkpoint_rename":
         _kill_on_call(files.os, "replace", nth, after=False)
     elif point == "between_ingest_batches":

@@ -67,6 +67,13 @@ def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, sandbox)
         )
         partitions = sorted(r.event_log_entry.dagster_event.partition for r in records)
         assert partitions == keys, asset
+    # Each shard's materialization holds its own numbers, not the run's totals.
+    records = instance.get_event_records(
+        EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, AssetKey("chunks"))
+    )
+    for record in records:
+        metadata = record.event_log_entry.asset_materialization.metadata
+        assert (metadata["documents"].value, metadata["shards_in_run"].value) == (3, 3)
     client = connect(WeaviateTarget("sandbox", "127.0.0.1", sandbox.http_port, sandbox.grpc_port))
     try:
         total = client.collections.get(collection).aggregate.over_all(total_count=True)

@@ -109,13 +109,3 @@ def test_shards_already_being_indexed_are_left_to_their_run(instance, corpus) ->
     )
 
     assert night(instance, corpus) == ["a-s00001", "b-s00000"]
-
-
-def test_shards_indexed_together_by_a_backfill_run_count_as_indexed(instance, corpus) -> None:
-    night(instance, corpus)
-    shards = list(scan_shards(corpus.corpus_path, corpus.shard_size))
-    all_hashes = ", ".join(s.content_hash for s in shards)  # one run, several shards
-    for spec in shards:
-        mark(instance, spec.key, all_hashes, reached_weaviate=True)
-
-    assert isinstance(night(instance, corpus), SkipReason)

@@ -14,6 +14,7 @@ from dagster import (
     AssetKey,
     AssetMaterialization,
     DagsterInstance,
+    DagsterRunStatus,
     Definitions,
     Failure,
     SensorResult,
@@ -24,6 +25,7 @@ from dagster import (
     job,
     op,
 )
+from dagster._core.test_utils import create_run_for_test
 from weaviate.classes.data import DataObject
 from weaviate.util import generate_uuid5
 
@@ -34,6 +36,7 @@ from assets.index import weaviate_index
 from orchestration.automation import following_upstream
 from orchestration.changes import CorpusCursor
 from orchestration.definitions import build_resources
+from orchestration.jobs import register_shards
 from orchestration.partitions import shard_partitions
 from orchestration.removal import remove_shards
 from orchestration.sensors import (
@@ -41,6 +44,7 @@ from orchestration.sensors import (
     build_corpus_sensor,
     build_retry_sensor,
 )
+from resources.corpus.manifest import manifest_path
 from resources.corpus.reader import scan_shards
 from resources.corpus.resource import CorpusResource
 from resources.weaviate import WeaviateResource
@@ -55,14 +59,21 @@ def instance() -> DagsterInstance:
 
 
 def tick(sensor, instance: DagsterInstance, corpus: CorpusResource, cursor: str | None):
-    """One evaluation, applied as the daemon applies it: (result, the cursor it leaves)."""
+    """One evaluation, applied as the daemon applies it: (result, the cursor it leaves).
+
+    A tick that asks for a registration is followed by that run, done, and the next tick, whose
+    result is returned: the sensor never scans the corpus itself.
+    """
     context = build_sensor_context(instance=instance, cursor=cursor, resources={"corpus": corpus})
     result = sensor(context)
     if isinstance(result, SkipReason):
         return result, cursor
     assert isinstance(result, SensorResult)
-    for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    if [r.job_name for r in result.run_requests] == ["register_shards"]:
+        assert register_shards.execute_in_process(
+            instance=instance, resources={"corpus": corpus}
+        ).success
+        return tick(sensor, instance, corpus, result.cursor)
     return result, result.cursor
 
 
@@ -107,7 +118,6 @@ def test_a_changed_file_reruns_exactly_the_shards_that_changed(instance, corpus)
     result, cursor = tick(sensor, instance, corpus, cursor)
 
     assert requested(result) == ["a-s00001", "b-s00000"]
-    assert result.dynamic_partitions_requests == []
 
 
 def test_the_cursor_survives_a_restart(instance, corpus) -> None:
@@ -320,3 +330,18 @@ def test_the_index_follows_vectors_that_changed_without_it(instance) -> None:
     second = evaluate_automation_conditions(defs=assets, instance=instance, cursor=first.cursor)
 
     assert second.get_requested_partitions(AssetKey("weaviate_index")) == {"a-s00000"}
+
+
+def test_changed_files_start_a_registration_run_not_a_scan_in_the_tick(instance, corpus) -> None:
+    sensor = build_corpus_sensor()
+    context = build_sensor_context(instance=instance, resources={"corpus": corpus})
+    result = sensor(context)
+
+    assert [r.job_name for r in result.run_requests] == ["register_shards"]
+    assert not manifest_path(corpus.data_dir).exists()  # the tick read no corpus file
+
+    # While a registration is in flight, ticks wait for the manifest it will write.
+    create_run_for_test(instance, job_name="register_shards", status=DagsterRunStatus.STARTED)
+    waiting = sensor(build_sensor_context(instance=instance, cursor=result.cursor,
+                                          resources={"corpus": corpus}))  # fmt: skip
+    assert isinstance(waiting, SkipReason) and "in flight" in waiting.skip_message
