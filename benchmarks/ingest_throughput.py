@@ -1,12 +1,16 @@
 """Client-side ingest throughput: objects/s of `write_objects` against a discarding server.
 
 The sandbox runs as its own process in discard mode (`weaviate-indexer sandbox --discard`), so
-it decodes nothing and stores nothing and what is timed is the project's ingest code and the
-weaviate-client under it: building protobuf objects, cutting batches, sending them. Objects look
-like `resources/weaviate/objects.py` builds them: 384-dimension float32 vectors, a chunk's text of
+it stores nothing and what is timed is the project's ingest code and the weaviate-client under
+it: building protobuf objects, cutting batches, sending them. Objects look like
+`resources/weaviate/objects.py` builds them: 384-dimension float32 vectors, a chunk's text of
 about 1,200 characters and the usual properties. Every configuration runs in the same invocation,
 so ratios compare like with like; with `--processes N` each configuration also runs in N
 processes at once, each with its own client and its own shard key.
+
+The first row is the path `write_objects` took up to commit 06c855a (batches cut by a JSON size
+estimate, each sent through weaviate-client's `insert_many`), kept here as the reference the
+hand-built requests are measured against.
 
     python benchmarks/ingest_throughput.py --objects 20000 --processes 2
 """
@@ -14,23 +18,73 @@ processes at once, each with its own client and its own shard key.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import socket
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import weaviate
+from weaviate.classes.data import DataObject
 
 from resources.weaviate.ingest import IngestObject, IngestPolicy, IngestReport, write_objects
+from resources.weaviate.schema import VECTOR_NAME
 
-CONFIGS = {
-    "baseline (200 objects, 2 in flight)": IngestPolicy(),
-    "1000 objects, 2 in flight": IngestPolicy(max_objects=1000),
-    "1000 objects, 4 in flight": IngestPolicy(max_objects=1000, concurrent_requests=4),
-    "2000 objects, 4 in flight": IngestPolicy(max_objects=2000, concurrent_requests=4),
+Writer = Callable[[weaviate.collections.Collection, IngestReport, list[IngestObject],
+                   IngestPolicy], None]  # fmt: skip
+
+
+def write_with_insert_many(
+    collection: weaviate.collections.Collection,
+    report: IngestReport,
+    objects: list[IngestObject],
+    policy: IngestPolicy,
+) -> None:
+    """The 06c855a path, less its retries (never taken here): JSON-estimated batches through
+    `insert_many`, `concurrent_requests` at a time."""
+
+    def size(obj: IngestObject) -> int:
+        return (
+            len(obj.vector) * 4 + len(json.dumps(dict(obj.properties), default=str).encode()) + 96
+        )
+
+    def send(batch: list[IngestObject]) -> None:
+        result = collection.data.insert_many(
+            [DataObject(properties=dict(o.properties), uuid=o.uuid,
+                        vector={VECTOR_NAME: o.vector.tolist()}) for o in batch]
+        )  # fmt: skip
+        assert not result.errors, result.errors
+
+    def cut() -> Iterator[list[IngestObject]]:
+        batch: list[IngestObject] = []
+        used = 0
+        for obj in objects:
+            obj_size = size(obj)
+            if batch and (len(batch) >= policy.max_objects or used + obj_size > policy.max_bytes):
+                yield batch
+                batch, used = [], 0
+            batch.append(obj)
+            used += obj_size
+        yield batch
+
+    with ThreadPoolExecutor(policy.concurrent_requests) as pool:  # sends while it cuts
+        report.batches = len(list(pool.map(send, cut())))
+    report.attempted = len(objects)
+
+
+CONFIGS: dict[str, tuple[Writer, IngestPolicy]] = {
+    "insert_many, 200 objects, 2 in flight (06c855a)": (write_with_insert_many, IngestPolicy()),
+    "hand-built, 200 objects, 2 in flight": (write_objects, IngestPolicy()),
+    "hand-built, 1000 objects, 2 in flight": (write_objects, IngestPolicy(max_objects=1000)),
+    "hand-built, 1000 objects, 4 in flight": (
+        write_objects,
+        IngestPolicy(max_objects=1000, concurrent_requests=4),
+    ),
 }
 
 
@@ -73,7 +127,8 @@ def _run_one(args: tuple[int, int, str, int, str]) -> tuple[int, float]:
     try:
         report = IngestReport(shard=shard)
         start = time.perf_counter()
-        write_objects(client.collections.get("Bench"), report, objects, CONFIGS[config])
+        writer, policy = CONFIGS[config]
+        writer(client.collections.get("Bench"), report, objects, policy)
         seconds = time.perf_counter() - start
         if report.failed:
             raise RuntimeError(f"{len(report.failed)} objects failed: {report.failed[0]}")

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 from weaviate.classes.config import DataType
 
-from resources.weaviate.ingest import IngestObject
+from resources.weaviate.ingest import IngestObject, PropertyValue
 from resources.weaviate.schema import property_name
 
 # The chunk columns an object is built from: the token ids stay behind in the chunks file.
@@ -32,7 +32,7 @@ def metadata_samples(chunks: pa.Table) -> Iterator[dict]:
         yield json.loads(raw)
 
 
-def _coerce(value: object, kind: DataType | None) -> object:
+def _coerce(value: PropertyValue, kind: DataType | None) -> PropertyValue:
     if kind == DataType.NUMBER and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value
@@ -49,7 +49,7 @@ def build_objects(
     for (uuid, doc_id, chunk_index, text, token_count, metadata), vector in zip(
         rows, vectors, strict=True
     ):
-        properties: dict[str, object] = {
+        properties: dict[str, PropertyValue] = {
             "doc_id": doc_id,
             "chunk_index": chunk_index,
             "text": text,

@@ -1,23 +1,29 @@
 """Ingest accounting against a Weaviate-protocol server (the sandbox, or a real one)."""
 
+import json
 import threading
 import time
 import uuid
 
 import grpc
 import numpy as np
+import pyarrow as pa
 import pytest
+from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
 
 from resources.weaviate.ingest import (
     IngestError,
     IngestObject,
     IngestPolicy,
+    IngestReport,
     count_shard,
     ingest_shard,
+    write_objects,
 )
+from resources.weaviate.objects import build_objects, metadata_samples
 from resources.weaviate.sandbox import SandboxServer
-from resources.weaviate.schema import ensure_collection, ensure_metadata_properties
+from resources.weaviate.schema import VECTOR_NAME, ensure_collection, ensure_metadata_properties
 from tests.conftest import WeaviateTarget, connect
 
 
@@ -61,6 +67,71 @@ def test_a_shard_lands_exactly_and_a_rerun_changes_nothing(client):
     again = ingest_shard(client, name, "s1", "v1", _objects(120), expected=120, policy=policy)
     assert again.count_in_weaviate == 120
     assert count_shard(client.collections.get(name), "s1") == 120
+
+
+def _chunk_objects(client, names, n=60):
+    """Objects as the index step builds them (`build_objects`), with typed metadata."""
+    metadata = [
+        {"title": f"Title {i} é€", "year": 1900 + i, "score": 0.5 if i % 2 else 2, "ok": i % 3 == 0}
+        for i in range(n)
+    ]  # fmt: skip
+    chunks = pa.table(
+        {
+            "uuid": [str(uuid.uuid5(uuid.NAMESPACE_URL, f"same:{i}")) for i in range(n)],
+            "doc_id": [f"doc-{i // 4}" for i in range(n)],
+            "chunk_index": [i % 4 for i in range(n)],
+            "text": [f"chunk {i}: the river\n crossed « an old bridge » " * 30 for i in range(n)],
+            "token_count": [200 + i for i in range(n)],
+            "metadata": [json.dumps(m, sort_keys=True) for m in metadata],
+        }
+    )
+    vectors = np.random.default_rng(7).normal(size=(n, 384)).astype(np.float32)
+    for name in names:
+        types = ensure_metadata_properties(client, name, metadata_samples(chunks))
+    return list(build_objects(chunks, vectors, "s1", "v1", types)), vectors
+
+
+def _stored(collection):
+    """uuid -> (properties with their Python types, vector) as the client reads them back."""
+    return {
+        str(o.uuid): (
+            {k: (type(v).__name__, v) for k, v in o.properties.items()},
+            np.asarray(o.vector[VECTOR_NAME], np.float32),
+        )
+        for o in collection.query.fetch_objects(limit=1000, include_vector=True).objects
+    }
+
+
+def test_hand_built_requests_store_what_insert_many_stores(client):
+    """The same objects written through `write_objects` and through the client's `insert_many`
+    are identical on the server: properties with their types, and vectors, object by object."""
+    name, reference = client.test_collection, f"{client.test_collection}_ref"
+    ensure_collection(client, reference)
+    try:
+        objects, vectors = _chunk_objects(client, [name, reference])
+        report = IngestReport("s1")
+        write_objects(client.collections.get(name), report, objects, IngestPolicy(max_objects=16))
+        assert (report.failed, report.attempted, report.batches) == ([], 60, 4)
+        result = client.collections.get(reference).data.insert_many(
+            [DataObject(properties=dict(o.properties), uuid=o.uuid,
+                        vector={VECTOR_NAME: o.vector.tolist()}) for o in objects]
+        )  # fmt: skip
+        assert result.errors == {}
+        ours, theirs = (
+            _stored(client.collections.get(name)),
+            _stored(client.collections.get(reference)),
+        )
+        assert sorted(ours) == sorted(theirs) == sorted(o.uuid for o in objects)
+        for obj, vector in zip(objects, vectors, strict=True):
+            (props, stored), (ref_props, ref_stored) = ours[obj.uuid], theirs[obj.uuid]
+            assert props == ref_props
+            assert props["score"] == ("float", float(obj.properties["score"]))  # 2 became 2.0
+            assert props["year"] == ("int", obj.properties["year"])
+            assert props["ok"] == ("bool", obj.properties["ok"])
+            assert {k: v for k, (_, v) in props.items()} == dict(obj.properties)
+            assert np.array_equal(stored, ref_stored) and np.array_equal(stored, vector)
+    finally:
+        client.collections.delete(reference)
 
 
 def test_stale_chunks_of_the_shard_are_removed_and_other_shards_kept(client):
