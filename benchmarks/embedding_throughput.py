@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,7 +33,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
-from resources.embedding import EmbeddingEngine, EngineConfig  # noqa: E402
+from resources.embedding import EmbeddingEngine, EmbeddingResult, EngineConfig  # noqa: E402
 from resources.embedding.devices import MultiDeviceEngine, device_list  # noqa: E402
 from resources.embedding.engine import TOKENIZE_CHUNK  # noqa: E402
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
@@ -70,6 +71,11 @@ def commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def fastest(call: Callable[[], EmbeddingResult], repeat: int) -> EmbeddingResult:
+    """The quickest of `repeat` calls: the others measured the machine's noise."""
+    return min((call() for _ in range(repeat)), key=lambda out: out.stats.wall_seconds)
 
 
 def main() -> None:
@@ -171,19 +177,11 @@ def main() -> None:
     engine.warm_up()
     check = engine.embed(baseline_texts).vectors
     cosine = float((check * reference).sum(axis=1).min())
-    best = None
-    for _ in range(args.repeat):
-        out = engine.embed(texts)
-        if best is None or out.stats.wall_seconds < best.stats.wall_seconds:
-            best = out
+    best = fastest(lambda: engine.embed(texts), args.repeat)
     meta = best.stats.as_metadata()
     add("engine end to end", count, total_tokens, best.stats.wall_seconds, stats=meta)
     ids = [tokens.ids[o : o + n] for o, n in zip(tokens.offsets, tokens.lengths, strict=True)]
-    best_ids = None
-    for _ in range(args.repeat):
-        out = engine.embed_token_ids(ids)
-        if best_ids is None or out.stats.wall_seconds < best_ids.stats.wall_seconds:
-            best_ids = out
+    best_ids = fastest(lambda: engine.embed_token_ids(ids), args.repeat)
     add(
         f"engine {'GPU' if gpu else 'model'} stage (pre-tokenized)",
         count,
@@ -230,11 +228,7 @@ def main() -> None:
         began = time.perf_counter()
         compiled.embed_token_ids(ids)
         print(f"torch.compile: first run (compiling) {time.perf_counter() - began:.1f} s")
-        best_c = None
-        for _ in range(args.repeat):
-            out = compiled.embed_token_ids(ids)
-            if best_c is None or out.stats.wall_seconds < best_c.stats.wall_seconds:
-                best_c = out
+        best_c = fastest(lambda: compiled.embed_token_ids(ids), args.repeat)
         add(
             "engine GPU stage, torch.compile (pre-tokenized)",
             count,
@@ -254,11 +248,7 @@ def main() -> None:
             EngineConfig(model=args.model, device=args.devices), device_list(args.devices)
         )
         several.warm_up()
-        best_m = None
-        for _ in range(args.repeat):
-            out = several.embed_tokenized(tokens)
-            if best_m is None or out.stats.wall_seconds < best_m.stats.wall_seconds:
-                best_m = out
+        best_m = fastest(lambda: several.embed_tokenized(tokens), args.repeat)
         name = f"engine GPU stage, flat arrays, {len(several.devices)} devices"
         add(name, count, total_tokens, best_m.stats.wall_seconds, stats=best_m.stats.as_metadata())
         print(
