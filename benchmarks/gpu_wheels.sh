@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Wheels for the GPU machine's image, which has torch, transformers, tokenizers, pyarrow, grpcio
-# and protobuf but not Dagster or weaviate-client: what benchmarks/full_run.py needs on top. The
-# image's grpcio is used, so the wheels (19 MB) and an fp16 model directory (45 MB) stay under
-# the 64 MiB a device call carries.
+# Wheels for the GPU machine's image, which has torch, transformers, tokenizers and pyarrow but
+# not Dagster or weaviate-client: what benchmarks/full_run.py needs on top. grpcio and protobuf
+# come too (the image has them, in versions not known here, and grpcio-health-checking refuses a
+# grpcio older than its own). The wheels (25 MB) and the fp16 model directory (44 MiB) together
+# pass the 64 MiB a device call carries: carry .gpu_model in one call and .whl in the next, on the
+# same warm machine, where what the first call carried stays.
 # Versions are this virtual environment's, so they are known to work together.
 # Usage (repository root): benchmarks/gpu_wheels.sh   -> .whl/ (git-ignored)
 set -euo pipefail
 packages=(alembic annotated-types antlr4-python3-runtime authlib backoff cffi coloredlogs
-  cryptography dagster dagster-pipes dagster-shared docstring-parser greenlet
+  cryptography dagster dagster-pipes dagster-shared docstring-parser greenlet grpcio
   grpcio-health-checking humanfriendly joserfc mako pathlib-abc platformdirs protobuf pycparser
   pydantic pydantic-core python-dotenv pytz sqlalchemy structlog tomli tomlkit toposort
   truststore typing-inspection tzdata universal-pathlib validators watchdog weaviate-client)
