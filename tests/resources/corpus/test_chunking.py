@@ -4,7 +4,7 @@ from resources.corpus.chunking import Chunker, ChunkingConfig, chunk_uuid, windo
 from resources.corpus.records import Document
 from resources.corpus.sample import SampleSpec, make_document
 from resources.embedding.model_source import load_tokenizer
-from tests.text_samples import random_ascii_texts
+from tests.text_samples import random_ascii_texts, random_mixed_texts
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,10 @@ def test_the_ascii_path_cuts_exactly_the_chunks_the_library_does(tokenizer, conf
     ]
     documents.append(Document("long-words", "supercalifragilisticexpialidocious " * 40))
     documents.append(Document("non-ascii", "café naïve " * 50))
+    documents += [
+        Document(f"mixed-{i}", text) for i, text in enumerate(random_mixed_texts(40, seed=6))
+    ]
+    documents.append(Document("cjk", "东京都" * 400))
     documents.append(Document("control", "tab\there \x07bell " * 50))
     fast = Chunker(tokenizer, config)
     library = Chunker(tokenizer, config)
