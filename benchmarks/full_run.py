@@ -85,35 +85,51 @@ def _environment(args: argparse.Namespace, out: Path, http: int, grpc: int) -> d
     return env
 
 
-def _dagster(env: dict[str, str], job: str, tags: dict[str, str] | None = None):
-    where = ["-f", env["FULL_RUN_DEFINITIONS"]] if env.get("FULL_RUN_DEFINITIONS") else [
-        "-m", "orchestration.definitions"]  # fmt: skip
-    command = [sys.executable, "-m", "dagster", "job", "execute", *where, "-j", job]
-    if tags:
-        command += ["--tags", json.dumps(tags)]
-    return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+class _Run:
+    """A `dagster job execute` process, its output in a log file: a pipe nobody reads while
+    other runs are awaited would fill and stall it."""
 
+    def __init__(self, env: dict[str, str], job: str, name: str, tags: dict | None = None):
+        where = ["-f", env["FULL_RUN_DEFINITIONS"]] if env.get("FULL_RUN_DEFINITIONS") else [
+            "-m", "orchestration.definitions"]  # fmt: skip
+        command = [sys.executable, "-m", "dagster", "job", "execute", *where, "-j", job]
+        if tags:
+            command += ["--tags", json.dumps(tags)]
+        self.name = name
+        self.log = Path(env["DAGSTER_HOME"]).parent / "logs" / f"{name}.log"
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "w") as out:
+            self.process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=out,
+                                            stderr=subprocess.STDOUT)  # fmt: skip
 
-def _finish(process: subprocess.Popen, what: str) -> None:
-    output, _ = process.communicate()
-    if process.returncode != 0:
-        raise SystemExit(f"{what} failed (exit {process.returncode}):\n{output[-4000:]}")
+    def done(self) -> bool:
+        """True once the process exited; stops the benchmark if it failed."""
+        if self.process.poll() is None:
+            return False
+        if self.process.returncode != 0:
+            tail = self.log.read_text(errors="replace")[-4000:]
+            raise SystemExit(f"{self.name} failed (exit {self.process.returncode}):\n{tail}")
+        return True
+
+    def wait(self) -> None:
+        self.process.wait()
+        self.done()
 
 
 def run_backfill(env: dict[str, str], keys: list[str], per_run: int, concurrent: int) -> float:
     """Runs over consecutive key ranges, at most `concurrent` at once; returns wall seconds."""
     ranges = [keys[i : i + per_run] for i in range(0, len(keys), per_run)]
-    running: list[tuple[subprocess.Popen, str]] = []
+    running: list[_Run] = []
     started = time.perf_counter()
     for part in ranges:
+        running = [run for run in running if not run.done()]
         while len(running) >= concurrent:
-            process, what = running.pop(0)
-            _finish(process, what)
+            time.sleep(0.2)
+            running = [run for run in running if not run.done()]
         tags = {ASSET_PARTITION_RANGE_START_TAG: part[0], ASSET_PARTITION_RANGE_END_TAG: part[-1]}
-        running.append((_dagster(env, "index_shards", tags), f"run {part[0]}..{part[-1]}"))
-    for process, what in running:
-        _finish(process, what)
+        running.append(_Run(env, "index_shards", f"run-{part[0]}..{part[-1]}", tags))
+    for run in running:
+        run.wait()
     return time.perf_counter() - started
 
 
@@ -228,7 +244,7 @@ def main() -> None:
         )  # fmt: skip
     try:
         started = time.perf_counter()
-        _finish(_dagster(env, "register_shards"), "register_shards")
+        _Run(env, "register_shards", "register_shards").wait()
         register_seconds = time.perf_counter() - started
         os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         with DagsterInstance.get() as instance:

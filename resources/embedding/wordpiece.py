@@ -109,29 +109,21 @@ class AsciiWordPiece:
 
     def _encode(self, text: str) -> list[int] | None:
         cleaned = text.translate(_CONTROL)
-        folded = cleaned.lower()
-        if any(special in folded for special in self._special_texts):
+        if self._names_a_special_token(cleaned):
             return None
         content: list[int] = []
-        if cleaned.isascii():
-            pieces = self._pieces
-            for word in _WORDS.findall(folded if self._lowercase else cleaned):
-                ids = pieces.get(word)
-                if ids is None:
-                    ids = self._word_pieces(word)
-                content.extend(ids)
-                if len(content) >= self._content_length:
-                    break
-        else:
-            for index, part in enumerate(_FOREIGN.split(cleaned)):
-                if index % 2:
-                    content.extend(self._run(part).ids)
-                else:
-                    ascii_part = part.lower() if self._lowercase else part
-                    for word in _WORDS.findall(ascii_part):
-                        content.extend(self._pieces.get(word) or self._word_pieces(word))
-                if len(content) >= self._content_length:
-                    break
+        limit = self._content_length
+        parts = [cleaned] if cleaned.isascii() else _FOREIGN.split(cleaned)
+        for index, part in enumerate(parts):
+            if index % 2:
+                content.extend(self._run(part).ids)
+            else:
+                for word in _WORDS.findall(part.lower() if self._lowercase else part):
+                    content.extend(self._pieces.get(word) or self._word_pieces(word))
+                    if len(content) >= limit:
+                        break
+            if len(content) >= limit:
+                break
         del content[self._content_length :]
         return self._prefix + content + self._suffix
 
@@ -145,7 +137,7 @@ class AsciiWordPiece:
         """
         if len(text.translate(_CONTROL)) != len(text):
             return None
-        if any(special in text.lower() for special in self._special_texts):
+        if self._names_a_special_token(text):
             return None
         if text.isascii():
             return self._ascii_words(text, 0)
@@ -159,18 +151,19 @@ class AsciiWordPiece:
             offset += len(part)
         return tokens
 
-    def _ascii_words(self, text: str, offset: int) -> WordTokens:
+    def _names_a_special_token(self, text: str) -> bool:
         folded = text.lower()
+        return any(special in folded for special in self._special_texts)
+
+    def _ascii_words(self, text: str, offset: int) -> WordTokens:
         # Splitting on the words (a capturing group) returns them at odd positions between the
         # whitespace runs; their offsets follow from the lengths. Much faster than `finditer`.
-        parts = _WORD_SPLIT.split(folded if self._lowercase else text)
+        parts = _WORD_SPLIT.split(text.lower() if self._lowercase else text)
         words = parts[1::2]
         part_lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         begins = (np.cumsum(part_lengths) - part_lengths)[1::2] + offset
         missing = set(words).difference(self._pieces)
-        if len(self._pieces) + len(missing) > _MAX_CACHED_WORDS:
-            self._pieces.clear()
-            self._spans.clear()
+        if self._make_room(len(missing)):
             missing = set(words)
         for word in missing:
             self._store(word)
@@ -215,10 +208,16 @@ class AsciiWordPiece:
         )
 
     def _word_pieces(self, word: str) -> list[int]:
-        if len(self._pieces) >= _MAX_CACHED_WORDS:
-            self._pieces.clear()
-            self._spans.clear()
+        self._make_room(1)
         return self._store(word)
+
+    def _make_room(self, words: int) -> bool:
+        """Empty the word cache when `words` more would overflow it; True when it did."""
+        if len(self._pieces) + words <= _MAX_CACHED_WORDS:
+            return False
+        self._pieces.clear()
+        self._spans.clear()
+        return True
 
     def _store(self, word: str) -> list[int]:
         tokens = self._model.tokenize(word)

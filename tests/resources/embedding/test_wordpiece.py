@@ -53,7 +53,7 @@ def test_texts_with_non_ascii_words_get_the_libraries_ids_exactly(max_length):
     assert [g for g in got if g is not None] == [
         e for g, e in zip(got, expected, strict=True) if g is not None
     ]
-    assert sum(g is None for g in got) <= 10  # only texts that happen to spell a special token
+    assert None not in got  # no text here writes out a special token
 
 
 def test_the_cache_answers_the_same_the_second_time():
