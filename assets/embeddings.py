@@ -1,5 +1,7 @@
 """Stage 3: vectors for every chunk, computed on the GPU and checkpointed per shard."""
 
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.chunks import chunks
@@ -25,8 +27,18 @@ from resources.vectors import is_current, write_vectors
 def embeddings(
     context: AssetExecutionContext, corpus: CorpusResource, embedder: EmbeddingResource
 ) -> MaterializeResult:
-    """Unit vectors in chunk order. Unchanged chunks and model: the checkpoint is reused."""
+    """Unit vectors in chunk order. Unchanged chunks and model: the checkpoint is reused.
+
+    A shard's vectors are written on a second thread while the next shard embeds, so the GPU
+    does not wait for Parquet; the step ends only once every file is complete, so a shard is
+    reported done only when its checkpoint exists.
+    """
     model = embedder.model_identity()
+    pending: list[Future[None]] = []  # at most one write in flight: memory stays one shard's
+
+    def wait_for_write() -> None:
+        if pending:
+            pending.pop().result()  # a failed write fails the step
 
     def embed(key: str) -> Metadata:
         table = read_chunks(corpus.stage_file("chunks", key), columns=["uuid", "token_ids"])
@@ -36,7 +48,10 @@ def embeddings(
             context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
             return {"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
         result = embedder.embed_tokenized(Tokenized(*token_arrays(table)))
-        write_vectors(path, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
+        uuids = table.column("uuid").to_pylist()
+        wait_for_write()
+        vectors = result.vectors
+        pending.append(writer.submit(write_vectors, path, uuids, vectors, content_hash, model))
         return {
             "chunks": table.num_rows,
             "reused_checkpoint": False,
@@ -44,4 +59,7 @@ def embeddings(
             **result.stats.as_metadata(),
         }
 
-    return for_each_shard(context, embed)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-vectors") as writer:
+        outcome = for_each_shard(context, embed)
+        wait_for_write()
+    return outcome

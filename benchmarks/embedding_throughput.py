@@ -197,6 +197,22 @@ def main() -> None:
     )
     agreement = float((best.vectors * best_ids.vectors).sum(axis=1).min())
 
+    if engine.packed:
+        padded = EmbeddingEngine(EngineConfig(model=args.model, device=args.device, packed=False))
+        padded.warm_up()
+        best_p = fastest(lambda: padded.embed_token_ids(ids), args.repeat)
+        add(
+            "engine GPU stage, padded batches (pre-tokenized)",
+            count,
+            total_tokens,
+            best_p.stats.wall_seconds,
+            stats=best_p.stats.as_metadata(),
+        )
+        print(
+            "packed vs padded: min cosine",
+            float((best_p.vectors * best_ids.vectors).sum(axis=1).min()),
+        )
+
     if gpu:
         pool = TokenizerPool(args.model, engine.max_length, engine._workers())
         pool.warm_up()
@@ -223,21 +239,28 @@ def main() -> None:
         add(f"engine end to end, {workers} tokenizer processes", count, total_tokens, seconds)
         other.close()
 
-    if args.compile and gpu:
-        compiled = EmbeddingEngine(EngineConfig(model=args.model, device=args.device, compile=True))
+    for packed in sorted({engine.packed, False}, reverse=True) if args.compile and gpu else []:
+        kind = "packed" if packed else "padded"
+        compiled = EmbeddingEngine(
+            EngineConfig(model=args.model, device=args.device, compile=True, packed=packed)
+        )
         began = time.perf_counter()
-        compiled.embed_token_ids(ids)
-        print(f"torch.compile: first run (compiling) {time.perf_counter() - began:.1f} s")
-        best_c = fastest(lambda: compiled.embed_token_ids(ids), args.repeat)
+        try:
+            compiled.embed_token_ids(ids)
+        except Exception as exc:  # a compiler failure is a finding, not the end of the table
+            print(f"torch.compile, {kind}: failed: {type(exc).__name__}: {exc}"[:2000])
+            continue
+        print(f"torch.compile, {kind}: first run (compiling) {time.perf_counter() - began:.1f} s")
+        best_c = fastest(lambda e=compiled: e.embed_token_ids(ids), args.repeat)
         add(
-            "engine GPU stage, torch.compile (pre-tokenized)",
+            f"engine GPU stage, torch.compile, {kind} (pre-tokenized)",
             count,
             total_tokens,
             best_c.stats.wall_seconds,
             stats=best_c.stats.as_metadata(),
         )
         print(
-            "compiled vs eager: min cosine",
+            f"compiled {kind} vs eager: min cosine",
             float((best_c.vectors * best_ids.vectors).sum(axis=1).min()),
         )
 

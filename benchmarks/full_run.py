@@ -23,9 +23,16 @@ files, chunking, the count check), and the projection to the reference corpus:
 - embedding time: the reference corpus's embedded tokens (known exactly without writing it,
   `corpus_totals`) over the measured tokens/s;
 - ingest time: its chunks over the measured objects/s, divided by the concurrent runs;
-- backfill wall time: this run's wall time scaled by embedded tokens. The first N documents are
-  a sample of the same length distribution, so per-token costs carry over; per-run costs carry
-  over too, since runs hold the same number of shards of the same size.
+- backfill wall time: ramp-up (start to the first embeddings step) and drain (last embeddings
+  step to the end) as measured, plus the steady state between them scaled by embedded tokens.
+  In the steady state the GPU pool runs one embeddings step after another while other runs
+  start, chunk and ingest beside it; the first N documents are a sample of the same length
+  distribution, and runs hold the same number of shards of the same size, so per-token and
+  per-run costs carry over. `steady_gpu_pool_idle_seconds` says whether the pool ever waited
+  for chunks (then the sample was too small to be in a steady state, or the CPU stages are the
+  bottleneck);
+- overhead: the same split, with the time spent embedding or ingesting inside the steady state
+  scaled alike.
 """
 
 from __future__ import annotations
@@ -157,7 +164,27 @@ def _union_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def measure(instance: DagsterInstance, wall: float, concurrent: int) -> dict:
+def _step_intervals(instance: DagsterInstance, runs: list) -> dict[str, list[tuple[float, float]]]:
+    steps: dict[str, list[tuple[float, float]]] = {}
+    for run in runs:
+        for step in instance.get_run_step_stats(run.run_id):
+            if step.start_time and step.end_time:
+                name = step.step_key.split("[")[0]
+                steps.setdefault(name, []).append((step.start_time, step.end_time))
+    return steps
+
+
+def _clip(intervals: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
+    return [(max(a, lo), min(b, hi)) for a, b in intervals if b > lo and a < hi]
+
+
+def measure(instance: DagsterInstance, started: float, wall: float, concurrent: int) -> dict:
+    """Throughputs, and the backfill's time split into ramp-up, steady state and drain.
+
+    `started` is the backfill's start on the wall clock. The steady state is the window from
+    the first embeddings step's start to the last one's end: the GPU pool is the backfill's
+    bottleneck there, and it is the part that grows with the corpus.
+    """
     embedded = [m for m in _metadata(instance, "embeddings") if m.get("wall_seconds")]
     ingested = [m for m in _metadata(instance, "weaviate_index") if m.get("ingest_seconds")]
     chunked = _metadata(instance, "chunks")
@@ -165,17 +192,16 @@ def measure(instance: DagsterInstance, wall: float, concurrent: int) -> dict:
     ingest_seconds = sum(m["ingest_seconds"] for m in ingested)
     # Each materialization closes its step; its work is placed at the step's end, which is
     # exact for sequential runs and close for overlapping ones.
-    busy = _union_seconds(
-        [(m["timestamp"] - m["wall_seconds"], m["timestamp"]) for m in embedded]
-        + [(m["timestamp"] - m["ingest_seconds"], m["timestamp"]) for m in ingested]
-    )
-    steps: dict[str, float] = {}
+    work = [(m["timestamp"] - m["wall_seconds"], m["timestamp"]) for m in embedded] + [
+        (m["timestamp"] - m["ingest_seconds"], m["timestamp"]) for m in ingested
+    ]
+    busy = _union_seconds(work)
     runs = instance.get_runs(filters=RunsFilter(job_name="index_shards"))
-    for run in runs:
-        for step in instance.get_run_step_stats(run.run_id):
-            if step.start_time and step.end_time:
-                name = step.step_key.split("[")[0]
-                steps[name] = steps.get(name, 0.0) + step.end_time - step.start_time
+    steps = _step_intervals(instance, runs)
+    gpu_steps = steps.get("embeddings", [])
+    first, last = min(a for a, _ in gpu_steps), max(b for _, b in gpu_steps)
+    window = last - first
+    busy_in_window = _union_seconds(_clip(work, first, last))
     tokens = sum(m["tokens"] for m in embedded)
     objects = sum(m["objects"] for m in ingested)
     return {
@@ -187,24 +213,39 @@ def measure(instance: DagsterInstance, wall: float, concurrent: int) -> dict:
         "embed_seconds": embed_seconds,
         "embed_tokens_per_second": tokens / embed_seconds if embed_seconds else 0.0,
         "gpu_seconds": sum(m.get("gpu_seconds", 0.0) for m in embedded),
+        "embeddings_step_seconds": sum(b - a for a, b in gpu_steps),
         "ingest_seconds": ingest_seconds,
         "ingest_objects_per_second": objects / ingest_seconds if ingest_seconds else 0.0,
         "overhead_seconds": wall - busy,
         "overhead_fraction": (wall - busy) / wall,
-        "step_seconds": {name: round(seconds, 2) for name, seconds in sorted(steps.items())},
+        "ramp_up_seconds": first - started,
+        "steady_seconds": window,
+        "steady_busy_seconds": busy_in_window,
+        "steady_gpu_pool_idle_seconds": window - _union_seconds(gpu_steps),
+        "drain_seconds": started + wall - last,
+        "step_seconds": {
+            name: round(sum(b - a for a, b in spans), 2) for name, spans in sorted(steps.items())
+        },
         "concurrent_runs": concurrent,
     }
 
 
 def project(measured: dict, reference: dict) -> dict:
+    """The reference corpus's times: the steady state scales with embedded tokens, ramp-up
+    (first run's start-up and chunking) and drain (last ingest) stay as measured."""
     scale = reference["embedded_tokens"] / measured["embedded_tokens"]
     embed = reference["embedded_tokens"] / measured["embed_tokens_per_second"]
     ingest = reference["chunks"] / measured["ingest_objects_per_second"]
+    fixed = measured["ramp_up_seconds"] + measured["drain_seconds"]
+    wall = fixed + measured["steady_seconds"] * scale
+    busy = measured["steady_busy_seconds"] * scale
     return {
         "scale": scale,
         "embedding_minutes": embed / 60,
+        "embeddings_step_minutes": measured["embeddings_step_seconds"] * scale / 60,
         "ingest_minutes": ingest / measured["concurrent_runs"] / 60,
-        "backfill_hours": measured["wall_seconds"] * scale / 3600,
+        "backfill_hours": wall / 3600,
+        "overhead_fraction": 1 - busy / wall,
         "reference_estimate_hours": REFERENCE_ESTIMATE_HOURS,
     }
 
@@ -249,8 +290,9 @@ def main() -> None:
         os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         with DagsterInstance.get() as instance:
             keys = instance.get_dynamic_partitions(shard_partitions.name)
+            began = time.time()
             wall = run_backfill(env, keys, args.shards_per_run, args.concurrent_runs)
-            measured = measure(instance, wall, args.concurrent_runs)
+            measured = measure(instance, began, wall, args.concurrent_runs)
     finally:
         if sandbox is not None:
             sandbox.terminate()

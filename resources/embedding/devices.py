@@ -124,6 +124,9 @@ class MultiDeviceEngine:
         results = self._gather([(i, ("probe", (length, save))) for i in range(len(self.devices))])
         return results[0]
 
+    def prepare(self) -> None:
+        self._gather([(i, ("prepare", None)) for i in range(len(self.devices))])
+
     def warm_up(self) -> None:
         self._gather([(i, ("warm_up", None)) for i in range(len(self.devices))])
 
@@ -196,6 +199,7 @@ def _serve(config: EngineConfig, connection: Connection, cpu_threads: int | None
         "texts": engine.embed,
         "tokens": lambda payload: engine.embed_tokenized(Tokenized(*payload)),
         "probe": lambda payload: engine.probe(*payload),
+        "prepare": lambda _payload: engine.prepare(),
         "warm_up": lambda _payload: engine.warm_up(),
     }
     while True:

@@ -27,11 +27,13 @@ import numpy as np
 import torch
 
 from resources.embedding.budget import BudgetController
+from resources.embedding.inputs import BatchInputs, PackedInputs, PaddedInputs
 from resources.embedding.learned import BudgetKey, LearnedBudgets
 from resources.embedding.model import (
     EncoderModel,
     dtype_name,
     load_model,
+    packing_supported,
     read_max_length,
     resolve_device,
     resolve_dtype,
@@ -39,7 +41,7 @@ from resources.embedding.model import (
 )
 from resources.embedding.model_source import DEFAULT_MODEL
 from resources.embedding.oom import FaultHook, SplitOutcome, release_memory, run_splitting
-from resources.embedding.planner import Batch, iter_batches, padded_length
+from resources.embedding.planner import Batch, iter_batches
 from resources.embedding.probe import ProbeResult, forward_trial, search_budget
 from resources.embedding.stats import EmbeddingStats
 from resources.embedding.tokenization import (
@@ -82,6 +84,7 @@ class EngineConfig:
     data_dir: str | None = None
     profile_nvtx: bool = False
     compile: bool = False
+    packed: bool | None = None
 
 
 @dataclass
@@ -126,6 +129,10 @@ class EmbeddingEngine:
             os.path.join(config.data_dir or default_data_dir(), "budgets")
         )
         self._cuda = self.device.type == "cuda"
+        # Packed (unpadded) batches wherever variable-length attention runs, unless told.
+        self.packed = (
+            packing_supported(self.device, self.dtype) if config.packed is None else config.packed
+        )
         self._pool: TokenizerPool | None = None
         self._controller: BudgetController | None = None
         self._loaded_budget: int | None = None
@@ -283,12 +290,27 @@ class EmbeddingEngine:
         for start, parts in futures:
             yield start, Tokenized.concat([part.result() for part in parts])
 
+    def prepare(self) -> None:
+        """Run one full-size batch, so the first real call does not pay one-off costs.
+
+        A new CUDA process loads each kernel on its first launch and grows its memory pool batch
+        by batch; both would otherwise land in the first call, which in a pipeline runs while
+        the step holds the GPU pool.
+        """
+        if not self._cuda:
+            return
+        rows = max(1, self._budget_controller().current // self.max_length)
+        token = min(1000, self.model.vocab_size - 1)
+        ids = np.full(rows * self.max_length, token, dtype=np.int64)
+        self.embed_tokenized(Tokenized(ids=ids, lengths=np.full(rows, self.max_length)))
+
     def warm_up(self) -> None:
-        """Start tokenizer workers and run one batch, so timing excludes one-off costs."""
+        """Start tokenizer workers and run first batches, so timing excludes one-off costs."""
         if self._workers() > 0 and self._pool is None:
             self._pool = TokenizerPool(self.config.model, self.max_length, self._workers())
         if self._pool is not None:
             self._pool.warm_up()
+        self.prepare()
         self.embed(["warm up"] * 8)
 
     # -- the loop -------------------------------------------------------------------------
@@ -298,21 +320,11 @@ class EmbeddingEngine:
             return torch.cuda.nvtx.range
         return lambda _name: nullcontext()
 
-    def _pad(
-        self, tokenized: Tokenized, offsets: np.ndarray, batch: Batch
-    ) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Right-padded ids and mask of a batch, gathered in one vectorized step."""
-        lengths = tokenized.lengths[batch.indices].astype(np.int64)
-        columns = np.arange(batch.padded_length)
-        mask = columns[None, :] < lengths[:, None]
-        positions = np.minimum(
-            offsets[batch.indices][:, None] + columns[None, :], len(tokenized.ids) - 1
-        )
-        ids = np.where(mask, tokenized.ids[positions], 0).astype(np.int64)
-        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask.astype(np.int64))
-        if self._cuda:
-            ids_t, mask_t = ids_t.pin_memory(), mask_t.pin_memory()
-        return ids_t, mask_t, lengths
+    def _inputs(self, tokenized: Tokenized, offsets: np.ndarray, batch: Batch) -> BatchInputs:
+        if self.packed:
+            return PackedInputs(tokenized, offsets, batch, pin=self._cuda)
+        multiple = 8 if self._cuda else 1
+        return PaddedInputs(tokenized, offsets, batch, self._cuda, multiple, self.max_length)
 
     def _embed_batch(
         self,
@@ -324,32 +336,20 @@ class EmbeddingEngine:
         timings: list[tuple[torch.cuda.Event, torch.cuda.Event]],
     ) -> SplitOutcome[torch.Tensor]:
         """One planned batch through the OOM policy; on a GPU the results may still be in flight."""
-        ids, mask, lengths = self._pad(tokenized, offsets, batch)
-        device = self.device
+        inputs = self._inputs(tokenized, offsets, batch)
         mark = self._ranges()
 
-        def width(start: int) -> int:
-            # Rows are longest first, so a piece of a split batch is as wide as its first row.
-            if start == 0:
-                return batch.padded_length
-            return padded_length(int(lengths[start]), 8 if self._cuda else 1, self.max_length)
-
         def forward(start: int, end: int) -> torch.Tensor:
-            cols = width(start)
             if self.fault_hook is not None:
-                self.fault_hook(end - start, (end - start) * cols)
-            piece_ids, piece_mask = ids[start:end, :cols], mask[start:end, :cols]
+                self.fault_hook(end - start, inputs.cost(start, end))
             if not self._cuda:
                 began = time.perf_counter()
-                out = self.model.encode(piece_ids, piece_mask, mark)
+                out = inputs.encode(self.model, start, end, mark)
                 stats.gpu_seconds += time.perf_counter() - began
                 return out
             began, ended = (torch.cuda.Event(enable_timing=True) for _ in range(2))
             began.record()
-            with mark("copy-in"):
-                ids_d = piece_ids.to(device, non_blocking=True)
-                mask_d = piece_mask.to(device, non_blocking=True)
-            out = self.model.encode(ids_d, mask_d, mark)
+            out = inputs.encode(self.model, start, end, mark)
             with mark("copy-out"):
                 host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
                 host.copy_(out, non_blocking=True)
@@ -360,16 +360,16 @@ class EmbeddingEngine:
         def fallback(row: int) -> torch.Tensor:
             # Exact fp32 on the CPU, trimmed to the row's own length.
             cpu_model = load_model(self.config.model, torch.device("cpu"), torch.float32)
-            n = int(lengths[row])
-            return cpu_model.encode(ids[row : row + 1, :n].cpu(), mask[row : row + 1, :n].cpu())
+            ids = inputs.row_ids(row)[None]
+            return cpu_model.encode(ids, torch.ones_like(ids))
 
         def on_oom(start: int, end: int) -> None:
-            release_memory(device)
-            budget = controller.on_oom((end - start) * width(start))
+            release_memory(self.device)
+            budget = controller.on_oom(inputs.cost(start, end))
             logger.warning(
-                "out of memory on %d rows x %d tokens; retrying in halves, budget now %d",
+                "out of memory on %d rows (%d tokens); retrying in halves, budget now %d",
                 end - start,
-                width(start),
+                inputs.cost(start, end),
                 budget,
             )
 
@@ -377,7 +377,9 @@ class EmbeddingEngine:
 
     def _run(self, windows: Iterator[tuple[int, Tokenized]], count: int) -> EmbeddingResult:
         started = time.perf_counter()
-        stats = EmbeddingStats(device=str(self.device), dtype=dtype_name(self.dtype), texts=count)
+        stats = EmbeddingStats(
+            device=str(self.device), dtype=dtype_name(self.dtype), texts=count, packed=self.packed
+        )
         vectors = np.empty((count, self.dimension), dtype=np.float32)
         controller = self._budget_controller()
         mark = self._ranges()
@@ -414,7 +416,8 @@ class EmbeddingEngine:
                 tokenized.lengths,
                 lambda: controller.current,
                 max_rows=self.config.batch_size,
-                pad_multiple=8 if cuda else 1,
+                # Tensor cores want padded widths in multiples of 8; packed rows have no width.
+                pad_multiple=8 if cuda and not self.packed else 1,
                 limit=self.max_length,
             ):
                 stats.budgets.append(controller.current)
@@ -427,7 +430,10 @@ class EmbeddingEngine:
                     stats.cpu_fallback_indices.append(int(rows[row]))
                 stats.ooms_recovered += outcome.ooms
                 stats.batches += 1
-                stats.padded_tokens += batch.padded_tokens
+                if self.packed:
+                    stats.padded_tokens += int(tokenized.lengths[batch.indices].sum())
+                else:
+                    stats.padded_tokens += batch.padded_tokens
                 if cuda:
                     done = torch.cuda.Event()
                     done.record()

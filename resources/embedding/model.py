@@ -4,6 +4,10 @@ The transformer itself is transformers' `AutoModel` with PyTorch SDPA attention;
 here is only what sentence-transformers adds on top (pooling and normalization, read from the
 directory's own module configs), so vectors match `SentenceTransformer.encode` for the same
 directory without carrying sentence-transformers' per-batch tokenization into the hot loop.
+
+Packed batches (see `inputs.py`) go through the same module: transformers lets a model's
+attention be replaced by a registered function (`AttentionInterface`), and passes the call's
+`cu_seq_lens_q` and `max_length_q` through to it, as its own flash-attention path does.
 """
 
 from __future__ import annotations
@@ -17,11 +21,66 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import AutoModel
+from transformers import AttentionInterface, AutoModel
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from resources.embedding.model_source import resolve_model_path
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+try:
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:  # torch before 2.9
+    varlen_attn = None
+
+# The attention this module registers with transformers: SDPA for padded batches, variable-length
+# attention for packed ones.
+PACKED_ATTENTION = "sdpa_or_varlen"
+
+
+def _attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float | None = None,
+    **kwargs,
+) -> tuple[torch.Tensor, None]:
+    starts = kwargs.pop("cu_seq_lens_q", None)
+    if starts is None:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, scaling=scaling, **kwargs
+        )
+    # [1, heads, tokens, head_dim] back to the projections' own [tokens, heads, head_dim].
+    q, k, v = (t[0].transpose(0, 1) for t in (query, key, value))
+    if q.is_cuda:
+        longest = kwargs["max_length_q"]
+        out = varlen_attn(q, k, v, starts, starts, longest, longest, scale=scaling)
+    else:
+        # The CPU has no variable-length kernel: attend row by row. Packed batches are a GPU
+        # path; this keeps them runnable (and testable) anywhere.
+        bounds = starts.tolist()
+        out = torch.cat(
+            [
+                F.scaled_dot_product_attention(
+                    *(t[a:b].transpose(0, 1) for t in (q, k, v)), scale=scaling
+                ).transpose(0, 1)
+                for a, b in zip(bounds, bounds[1:], strict=False)
+            ]
+        )
+    return out.unsqueeze(0), None
+
+
+AttentionInterface.register(PACKED_ATTENTION, _attention)
+AttentionMaskInterface.register(PACKED_ATTENTION, sdpa_mask)
+
+
+def packing_supported(device: torch.device, dtype: torch.dtype) -> bool:
+    """Variable-length attention is flash attention: CUDA, half precision, recent torch."""
+    return varlen_attn is not None and device.type == "cuda" and dtype != torch.float32
 
 
 def resolve_device(device: str) -> torch.device:
@@ -113,7 +172,7 @@ def weights_sha256(path: Path) -> str:
 
 
 class EncoderModel:
-    """A loaded encoder on one device in one precision: padded ids in, unit vectors out."""
+    """A loaded encoder on one device in one precision: token ids in, unit vectors out."""
 
     def __init__(
         self, path: Path, device: torch.device, dtype: torch.dtype, compiled: bool = False
@@ -122,7 +181,7 @@ class EncoderModel:
         self.device = device
         self.dtype = dtype
         self.module = AutoModel.from_pretrained(
-            str(path), dtype=dtype, attn_implementation="sdpa"
+            str(path), dtype=dtype, attn_implementation=PACKED_ATTENTION
         ).to(device)
         self.module.eval()
         # Optional: inductor fuses the small elementwise kernels that dominate a 384-wide model.
@@ -141,7 +200,7 @@ class EncoderModel:
         attention_mask: torch.Tensor,
         ranges: type[AbstractContextManager] | None = None,
     ) -> torch.Tensor:
-        """Float32 pooled vectors [rows, dim], unit length as the interface promises.
+        """Float32 pooled vectors [rows, dim] of right-padded rows, unit length.
 
         `ranges(name)` (NVTX when profiling) marks the forward and pooling phases.
         """
@@ -149,18 +208,55 @@ class EncoderModel:
         with mark("forward"):
             hidden = self.forward(input_ids=input_ids, attention_mask=attention_mask)[0]
         with mark("pooling"):
-            if self.pooling.mode == "cls":
-                pooled = hidden[:, 0].float()
-            elif self.pooling.mode == "max":
-                masked = hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
-                pooled = masked.max(dim=1).values.float()
-            else:
-                # A batched matmul sums over tokens with fp32 accumulation and never
-                # materializes an fp32 copy of the hidden states.
-                weights = attention_mask.unsqueeze(1).to(hidden.dtype)
-                summed = torch.bmm(weights, hidden).squeeze(1).float()
-                pooled = summed / attention_mask.sum(dim=1, keepdim=True).clamp(min=1).float()
-            return F.normalize(pooled, p=2, dim=1)
+            return self._pool(hidden, attention_mask)
+
+    @torch.inference_mode()
+    def encode_packed(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        row_of_token: torch.Tensor,
+        starts: torch.Tensor,
+        longest: int,
+        ranges: type[AbstractContextManager] | None = None,
+    ) -> torch.Tensor:
+        """Like `encode` for rows packed end to end: ids, positions and row of each token
+        [tokens], row starts [rows + 1] (int32), the longest row's length.
+        """
+        mark = ranges or (lambda _name: nullcontext())
+        rows = starts.shape[0] - 1
+        with mark("forward"):
+            packed = self.forward(
+                input_ids=input_ids[None],
+                position_ids=positions[None],
+                cu_seq_lens_q=starts,
+                cu_seq_lens_k=starts,
+                max_length_q=longest,
+                max_length_k=longest,
+            )[0][0]
+        with mark("pooling"):
+            # Back to rows (an index_put with distinct indices: deterministic), so pooling is
+            # the padded path's, with the same numerics.
+            hidden = packed.new_zeros((rows, longest, packed.shape[-1]))
+            hidden[row_of_token, positions] = packed
+            lengths = (starts[1:] - starts[:-1]).unsqueeze(1)
+            mask = torch.arange(longest, device=packed.device)[None, :] < lengths
+            return self._pool(hidden, mask.to(torch.int64))
+
+    def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooling and normalization as sentence-transformers' modules declare them."""
+        if self.pooling.mode == "cls":
+            pooled = hidden[:, 0].float()
+        elif self.pooling.mode == "max":
+            masked = hidden.masked_fill(~attention_mask.bool().unsqueeze(-1), float("-inf"))
+            pooled = masked.max(dim=1).values.float()
+        else:
+            # A batched matmul sums over tokens with fp32 accumulation and never
+            # materializes an fp32 copy of the hidden states.
+            weights = attention_mask.unsqueeze(1).to(hidden.dtype)
+            summed = torch.bmm(weights, hidden).squeeze(1).float()
+            pooled = summed / attention_mask.sum(dim=1, keepdim=True).clamp(min=1).float()
+        return F.normalize(pooled, p=2, dim=1)
 
 
 _MODELS: dict[tuple[Path, str, torch.dtype, bool], EncoderModel] = {}

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from dagster import ConfigurableResource, EnvVar
+from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, model_validator
 
 from resources.embedding.devices import MultiDeviceEngine, device_list
@@ -95,6 +95,11 @@ class EmbeddingResource(ConfigurableResource):
         description="torch.compile the model: faster batches on a GPU after a one-off "
         "compilation of about half a minute per process (BENCHMARKS.md).",
     )
+    packed: bool | None = Field(
+        default=None,
+        description="Run batches unpadded, rows packed end to end through variable-length "
+        "flash attention. Default: wherever it runs (CUDA, half precision).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -122,11 +127,17 @@ class EmbeddingResource(ConfigurableResource):
             data_dir=self.data_dir,
             profile_nvtx=self.profile_nvtx,
             compile=self.compile,
+            packed=self.packed,
         )
 
     @cached_property
     def _engine(self) -> Engine:
         return engine_for(self.engine_config())
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # At run start, before any step waits for the GPU pool: the model loads and the GPU
+        # runs a first batch while other runs hold the pool, not inside this run's slot.
+        self._engine.prepare()
 
     @property
     def dimension(self) -> int:

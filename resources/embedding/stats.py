@@ -15,11 +15,13 @@ class EmbeddingStats:
     parallel with the device); `tokenize_wait_seconds` is how long the device loop waited for
     it, the number that says whether tokenization is the bottleneck. `gpu_seconds` is the time
     of the model's batches on the device in use (CUDA events on a GPU, wall time on the CPU),
-    copies and pooling included.
+    copies and pooling included. Packed batches carry no padding: their `padded_tokens` are the
+    tokens themselves.
     """
 
     device: str
     dtype: str
+    packed: bool = False
     texts: int = 0
     tokens: int = 0
     padded_tokens: int = 0
@@ -64,6 +66,7 @@ class EmbeddingStats:
         total = EmbeddingStats(
             device=",".join(part.device for _, part in parts),
             dtype=first.dtype,
+            packed=first.packed,
             final_budget=min(part.final_budget for _, part in parts),
             peak_gpu_memory_bytes=max(part.peak_gpu_memory_bytes for _, part in parts),
             wall_seconds=wall_seconds,
@@ -104,4 +107,5 @@ class EmbeddingStats:
             "padding_fraction": round(self.padding_fraction, 4),
             "device": self.device,
             "dtype": self.dtype,
+            "packed": self.packed,
         }

@@ -40,6 +40,7 @@ _FOREIGN = re.compile(r"([^ \t\n\r]*[^\x00-\x7f][^ \t\n\r]*)")
 # BERT's `clean_text` drops NUL and control characters other than tab, newline and return (which
 # become spaces, as the split then ignores them anyway).
 _CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127])
+_HAS_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # Bounds the cache on corpora of endless distinct words (numbers, hashes); a clear costs a refill.
 _MAX_CACHED_WORDS = 1 << 20
 
@@ -60,6 +61,37 @@ class WordTokens:
         self.word_starts += other.word_starts
 
 
+class _WordCache(dict[str, list[int]]):
+    """Word -> WordPiece ids, filled on a miss; also each piece's character span in the word.
+
+    A dict subclass so that a hit is a C-level lookup: `map(cache.__getitem__, words)` runs a
+    text's words without a Python frame per word, and only a miss calls `__missing__`.
+    """
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self._model = model
+        self.spans: dict[str, list[tuple[int, int]]] = {}
+
+    def __missing__(self, word: str) -> list[int]:
+        self.make_room(1)
+        return self.store(word)
+
+    def store(self, word: str) -> list[int]:
+        tokens = self._model.tokenize(word)
+        self.spans[word] = [token.offsets for token in tokens]
+        ids = self[word] = [token.id for token in tokens]
+        return ids
+
+    def make_room(self, words: int) -> bool:
+        """Empty the cache when `words` more would overflow it; True when it did."""
+        if len(self) + words <= _MAX_CACHED_WORDS:
+            return False
+        self.clear()
+        self.spans.clear()
+        return True
+
+
 class AsciiWordPiece:
     """Token ids, special tokens included and cut to `max_length`; ASCII words cached one by one."""
 
@@ -72,14 +104,12 @@ class AsciiWordPiece:
         lowercase: bool,
         special_texts: list[str],
     ) -> None:
-        self._model = tokenizer.model
         self._content_length = max_length - len(prefix) - len(suffix)
         self._prefix = prefix
         self._suffix = suffix
         self._lowercase = lowercase
         self._special_texts = special_texts
-        self._pieces: dict[str, list[int]] = {}
-        self._spans: dict[str, list[tuple[int, int]]] = {}
+        self._pieces = _WordCache(tokenizer.model)
         self._library = Tokenizer.from_str(tokenizer.to_str())
         self._library.no_truncation()
         self._library.no_padding()
@@ -108,23 +138,25 @@ class AsciiWordPiece:
         return [self._encode(text) for text in texts]
 
     def _encode(self, text: str) -> list[int] | None:
-        cleaned = text.translate(_CONTROL)
-        if self._names_a_special_token(cleaned):
+        # Per text, only C-level calls: no Python loop over words (the bulk of the time).
+        cleaned = text.translate(_CONTROL) if _HAS_CONTROL.search(text) else text
+        folded = cleaned.lower()
+        if self._names_a_special_token(folded):
             return None
-        content: list[int] = []
         limit = self._content_length
+        content: list[int] = []
         parts = [cleaned] if cleaned.isascii() else _FOREIGN.split(cleaned)
         for index, part in enumerate(parts):
             if index % 2:
-                content.extend(self._run(part).ids)
+                content += self._run(part).ids
             else:
-                for word in _WORDS.findall(part.lower() if self._lowercase else part):
-                    content.extend(self._pieces.get(word) or self._word_pieces(word))
-                    if len(content) >= limit:
-                        break
+                words = _WORDS.findall(part.lower() if self._lowercase else part)
+                # Every word is at least one token: no more words than tokens still wanted count.
+                del words[limit - len(content) :]
+                content += itertools.chain.from_iterable(map(self._pieces.__getitem__, words))
             if len(content) >= limit:
                 break
-        del content[self._content_length :]
+        del content[limit:]
         return self._prefix + content + self._suffix
 
     def words(self, text: str) -> WordTokens | None:
@@ -137,7 +169,7 @@ class AsciiWordPiece:
         """
         if len(text.translate(_CONTROL)) != len(text):
             return None
-        if self._names_a_special_token(text):
+        if self._names_a_special_token(text.lower()):
             return None
         if text.isascii():
             return self._ascii_words(text, 0)
@@ -151,8 +183,7 @@ class AsciiWordPiece:
             offset += len(part)
         return tokens
 
-    def _names_a_special_token(self, text: str) -> bool:
-        folded = text.lower()
+    def _names_a_special_token(self, folded: str) -> bool:
         return any(special in folded for special in self._special_texts)
 
     def _ascii_words(self, text: str, offset: int) -> WordTokens:
@@ -162,15 +193,17 @@ class AsciiWordPiece:
         words = parts[1::2]
         part_lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
         begins = (np.cumsum(part_lengths) - part_lengths)[1::2] + offset
+        # Fill the cache first (emptying it at most once), so no word's spans can be cleared
+        # between the two lookups below.
         missing = set(words).difference(self._pieces)
-        if self._make_room(len(missing)):
+        if self._pieces.make_room(len(missing)):
             missing = set(words)
         for word in missing:
-            self._store(word)
+            self._pieces.store(word)
         entries = list(map(self._pieces.__getitem__, words))
         counts = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries))
         spans = np.array(
-            list(itertools.chain.from_iterable(map(self._spans.__getitem__, words))),
+            list(itertools.chain.from_iterable(map(self._pieces.spans.__getitem__, words))),
             dtype=np.int64,
         ).reshape(-1, 2)
         word_begin = np.repeat(begins, counts)
@@ -206,24 +239,6 @@ class AsciiWordPiece:
             [end + offset for end in tokens.ends],
             tokens.word_starts,
         )
-
-    def _word_pieces(self, word: str) -> list[int]:
-        self._make_room(1)
-        return self._store(word)
-
-    def _make_room(self, words: int) -> bool:
-        """Empty the word cache when `words` more would overflow it; True when it did."""
-        if len(self._pieces) + words <= _MAX_CACHED_WORDS:
-            return False
-        self._pieces.clear()
-        self._spans.clear()
-        return True
-
-    def _store(self, word: str) -> list[int]:
-        tokens = self._model.tokenize(word)
-        self._spans[word] = [token.offsets for token in tokens]
-        ids = self._pieces[word] = [token.id for token in tokens]
-        return ids
 
 
 def _template_edges(post_processor: dict) -> tuple[list[int], list[int]] | None:

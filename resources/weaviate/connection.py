@@ -11,6 +11,7 @@ batching threads can hang there), and API keys are never part of a description o
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -267,4 +268,12 @@ def stop_sandbox(s: ConnectionSettings, wait_seconds: float = 10.0) -> bool:
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline and _listening(s.sandbox_port):
         time.sleep(0.1)
+    if _listening(s.sandbox_port):
+        # A server that ignores SIGTERM that long (a busy machine, a stuck request) is killed:
+        # the caller was told the port is free.
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline and _listening(s.sandbox_port):
+            time.sleep(0.1)
     return True

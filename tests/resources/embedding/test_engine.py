@@ -122,3 +122,13 @@ def test_shorter_window_truncates_like_the_model_would(cpu_engine, texts):
     assert out.stats.padded_tokens <= 16 * len(texts)
     with pytest.raises(ValueError, match="position table"):
         cpu_engine(max_length=10_000)
+
+
+@pytest.mark.parametrize("fault", [None, OomAboveTokens(max_padded_tokens=300), OomFirstCalls(3)])
+def test_packed_batches_give_the_padded_vectors(cpu_engine, texts, baseline, fault):
+    """Rows packed end to end (the GPU's default) attend only within themselves."""
+    out = cpu_engine(packed=True, token_budget=1024, fault_hook=fault).embed(texts)
+    np.testing.assert_allclose(out.vectors, baseline, atol=1e-5)
+    assert out.stats.packed
+    assert out.stats.padded_tokens == out.stats.tokens
+    assert out.stats.ooms_recovered == (fault.raised if fault else 0)

@@ -38,6 +38,15 @@ def test_bf16_matches_sentence_transformers_fp32(texts):
     assert (out.vectors * expected).sum(axis=1).min() >= 0.999
 
 
+def test_packed_batches_agree_with_padded_ones(texts):
+    corpus = texts * 50
+    padded = EmbeddingEngine(EngineConfig(model=MODEL, device="cuda", packed=False)).embed(corpus)
+    packed = EmbeddingEngine(EngineConfig(model=MODEL, device="cuda")).embed(corpus)
+    assert packed.stats.packed and not padded.stats.packed
+    assert packed.stats.padded_tokens == packed.stats.tokens
+    assert (packed.vectors * padded.vectors).sum(axis=1).min() >= 0.9999
+
+
 def test_real_oom_under_a_memory_cap_loses_nothing(tmp_path):
     """512-token rows, a budget far too large and a 2 GiB cap: it must finish, and agree."""
     rows = long_rows(3000, 512)

@@ -68,3 +68,18 @@ def test_tokenizers_of_another_shape_take_the_library_path():
     other = Tokenizer.from_str(json.dumps(config))
     assert AsciiWordPiece.for_tokenizer(other, 64) is None
     assert AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, 2), 2) is None
+
+
+def test_a_full_cache_is_emptied_without_changing_any_ids(monkeypatch):
+    monkeypatch.setattr("resources.embedding.wordpiece._MAX_CACHED_WORDS", 5)
+    texts = random_ascii_texts(100, seed=2)
+    fast = AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, 64), 64)
+    assert fast.encode(texts) == library_ids(texts, 64)
+    assert len(fast._pieces) <= 5
+    # Whole texts with their offsets, as the chunker asks (None: left to the library).
+    untruncated = load_tokenizer(DEFAULT_MODEL)
+    compared = [(fast.words(text), text) for text in texts]
+    compared = [(words, text) for words, text in compared if words is not None]
+    assert len(compared) >= 5
+    for words, text in compared:
+        assert words.ids == untruncated.encode(text, add_special_tokens=False).ids
