@@ -1,6 +1,7 @@
 """The GPU stage on a pipeline's own chunk files, called the way the embeddings asset calls it.
 
-    python benchmarks/embedding_shards.py DATA_DIR [--model DIR] [--device cuda]
+    python benchmarks/embedding_shards.py DATA_DIR [--model DIR] [--device cuda] [--shards N]
+        [--cpu-load N]
 
 DATA_DIR is a pipeline data directory (`benchmarks/full_run.py` leaves one under its --out):
 its `chunks/*.parquet` are real chunks of the reference corpus, mostly full 256-token windows.
@@ -8,17 +9,24 @@ One engine in a fresh process, then, in this order:
 
 1. one call per shard before `prepare()`: what the first run of a process paid before the
    resource prepared the engine at run start;
-2. one call per shard after it (the asset's calls in a prepared process);
-3. the same with padded batches instead of packed ones (on a GPU that packs);
-4. every shard in one call: the most a step could gain by not stopping between shards.
+2. one call per shard after it, on the same shards again (the asset's calls in a process that
+   has seen these batch shapes);
+3. one call per shard on as many other shards (shapes this process has not seen: what a run
+   process meets);
+4. the same shards as in 2 while --cpu-load N processes spin on the CPU at normal priority
+   (what other runs' chunking and ingest do to the process that feeds the GPU);
+5. the same as 2 with padded batches instead of packed ones (on a GPU that packs);
+6. every shard of 2 in one call: the most a step could gain by not stopping between shards.
 
-Each row reports tokens/s over the calls' wall time and over their device time.
+Each row reports tokens/s over the calls' wall time and over their device time (the sum of the
+batches' CUDA event times, which also grows when the host launches a batch's kernels late).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -58,21 +66,49 @@ def per_shard(engine: EmbeddingEngine, shards: list[Tokenized]) -> dict:
     }
 
 
+def _spin(stop: multiprocessing.synchronize.Event) -> None:
+    while not stop.is_set():
+        sum(range(10_000))
+
+
+def under_load(processes: int, work):
+    """`work()` while `processes` other processes keep cores busy."""
+    stop = multiprocessing.Event()
+    spinners = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(processes)]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        time.sleep(0.5)
+        return work()
+    finally:
+        stop.set()
+        for spinner in spinners:
+            spinner.join()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--model", default=os.environ.get("EMBEDDING_MODEL", DEFAULT_MODEL))
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--shards", type=int, default=None, help="only the first N shards")
+    parser.add_argument("--shards", type=int, default=16, help="shards per row")
+    parser.add_argument("--cpu-load", type=int, default=0, help="busy processes for row 4")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
-    shards = load_shards(args.data_dir, args.shards)
+    loaded = load_shards(args.data_dir, 2 * args.shards)
+    shards, others = loaded[: args.shards], loaded[args.shards :]
     rows: dict[str, dict] = {}
     engine = EmbeddingEngine(EngineConfig(model=args.model, device=args.device))
     rows["per shard, fresh process"] = per_shard(engine, shards)
     engine.prepare()
-    rows["per shard, prepared"] = per_shard(engine, shards)
+    rows["per shard, prepared, shards seen before"] = per_shard(engine, shards)
+    if others:
+        rows["per shard, prepared, other shards"] = per_shard(engine, others)
+    if args.cpu_load:
+        rows[f"per shard, seen, {args.cpu_load} busy processes beside"] = under_load(
+            args.cpu_load, lambda: per_shard(engine, shards)
+        )
     if engine.packed:
         padded = EmbeddingEngine(EngineConfig(model=args.model, device=args.device, packed=False))
         padded.prepare()

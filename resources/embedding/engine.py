@@ -63,8 +63,9 @@ TOKENIZE_CHUNK = 2048
 MIN_TOKENIZE_CHUNK = 128
 FIRST_WINDOW = 4096
 LARGEST_WINDOW = 65536
-# Batches launched on the GPU but not yet collected.
-IN_FLIGHT = 2
+# Batches launched on the GPU but not yet collected: a few, so that when the launching thread
+# loses its core for a moment (a busy host), the GPU still has queued work.
+IN_FLIGHT = 4
 
 
 @dataclass(frozen=True)

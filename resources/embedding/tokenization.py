@@ -122,9 +122,16 @@ def checked(tokenized: Tokenized, max_length: int) -> Tokenized:
     return tokenized
 
 
+# Tokenizer workers yield to the process that feeds the device: with a worker on every spare
+# core, a launch thread that waits for a core leaves the GPU idle, which costs more than the
+# tokens a worker would have produced meanwhile.
+WORKER_NICENESS = 10
+
+
 def _init_worker() -> None:
     # One process per core already; the tokenizer's own thread pool would oversubscribe.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.nice(WORKER_NICENESS)
 
 
 class TokenizerPool:
@@ -156,13 +163,16 @@ class TokenizerPool:
 
 
 def window_sizes(total: int, first: int, largest: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of consecutive windows that double from `first` up to `largest` texts.
+    """(start, end) of consecutive windows that double from `first` up to `largest` texts, and
+    halve again towards the end.
 
     The device starts as soon as the small first window is tokenized, while later, larger
-    windows give the length sort more texts to pack.
+    windows give the length sort more texts to pack. A window reaches the device only once all of
+    it is tokenized, so what the device still has to do after the tokenizers finish is the last
+    window: taking at most half of what is left keeps that window small.
     """
     start, size = 0, first
     while start < total:
-        end = min(total, start + size)
+        end = min(total, start + min(size, max(first, -(-(total - start) // 2))))
         yield start, end
         start, size = end, min(largest, size * 2)

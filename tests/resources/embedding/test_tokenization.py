@@ -40,8 +40,13 @@ def test_pre_tokenized_rows_longer_than_the_window_are_refused():
         from_token_ids([[101, 102], []], max_length=8)
 
 
-def test_windows_double_up_to_the_largest():
-    assert list(window_sizes(100, first=10, largest=40)) == [(0, 10), (10, 30), (30, 70), (70, 100)]
+def test_windows_double_up_to_the_largest_and_shrink_towards_the_end():
+    assert list(window_sizes(100, first=10, largest=40)) == [
+        (0, 10), (10, 30), (30, 65), (65, 83), (83, 93), (93, 100)
+    ]  # fmt: skip
+    sizes = [end - start for start, end in window_sizes(200_000, first=4096, largest=65536)]
+    assert sizes[:5] == [4096, 8192, 16384, 32768, 65536]
+    assert sum(sizes) == 200_000 and max(sizes) == 65536 and sizes[-1] <= 4096
     assert list(window_sizes(0, first=10, largest=40)) == []
 
 
