@@ -5,7 +5,7 @@ import json
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.corpus import corpus_shard
-from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
+from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from resources.corpus.chunking import Chunker
 from resources.corpus.loading import write_quarantine
@@ -53,4 +53,4 @@ def chunks(
             "chunk_overlap": chunker.config.overlap,
         }
 
-    return for_each_shard(context, cut)
+    return for_each_shard(context, cut, niceness=CPU_STAGE_NICENESS)

@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
-from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
+from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from orchestration.retries import TRANSIENT
 from resources.corpus.loading import BadRecordError, write_quarantine
@@ -40,4 +40,4 @@ def corpus_shard(context: AssetExecutionContext, corpus: CorpusResource) -> Mate
             metadata["quarantine"] = MetadataValue.path(str(quarantine))
         return metadata
 
-    return for_each_shard(context, load)
+    return for_each_shard(context, load, niceness=CPU_STAGE_NICENESS)

@@ -18,7 +18,7 @@ from weaviate import WeaviateClient
 from weaviate.collections import Collection
 
 from assets.embeddings import embeddings
-from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
+from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
@@ -62,7 +62,9 @@ def weaviate_index(
     }
     with weaviate.client(target) as client:
         return for_each_shard(
-            context, lambda key: {**where, **_index_shard(context, corpus, weaviate, client, key)}
+            context,
+            lambda key: {**where, **_index_shard(context, corpus, weaviate, client, key)},
+            niceness=CPU_STAGE_NICENESS,
         )
 
 

@@ -7,8 +7,11 @@ re-executed run skips the GPU and Weaviate work of shards that were already fini
 """
 
 import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult
 
@@ -17,22 +20,52 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult
 SHARDS_PER_RUN = int(os.environ.get("SHARDS_PER_RUN", "8"))
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN)
 PROGRESS_INTERVAL_SECONDS = 30.0
+# The CPU stages (reading input, chunking, ingest) run at a lower scheduling priority than the
+# embeddings step: when several runs share a machine, they would otherwise take the cores that
+# the thread launching GPU batches needs, and its embedding rate halves (BENCHMARKS.md, the
+# shard diagnostic). Set CPU_STAGE_NICENESS=0 to run them at normal priority.
+CPU_STAGE_NICENESS = int(os.environ.get("CPU_STAGE_NICENESS", "10"))
 
 Metadata = dict[str, object]
 
 
+@contextmanager
+def _worker(niceness: int) -> Iterator[Callable[[Callable[[str], Metadata], str], Metadata]]:
+    """Calls run here, or on one thread of their own at `niceness` (Linux only).
+
+    A thread, because Linux keeps a nice value per thread and an unprivileged process cannot
+    lower it again: the run's later steps, in the same process, keep normal priority. Threads
+    the work starts (ingest requests, Arrow's pool) inherit it.
+    """
+    if niceness <= 0 or sys.platform != "linux":
+        yield lambda work, key: work(key)
+        return
+    with ThreadPoolExecutor(1, "cpu-stage", initializer=os.nice, initargs=(niceness,)) as pool:
+        yield lambda work, key: pool.submit(work, key).result()
+
+
 def for_each_shard(
-    context: AssetExecutionContext, work: Callable[[str], Metadata]
+    context: AssetExecutionContext, work: Callable[[str], Metadata], niceness: int = 0
 ) -> MaterializeResult:
     """Run `work` for every partition key of the run, logging progress at a steady pace.
 
     Each shard's metadata goes on its own partition's materialization, so the UI's plots across
     partitions show a shard's own numbers also when a backfill run covered several shards.
+    With `niceness`, the work runs at that lower priority (see `CPU_STAGE_NICENESS`).
     """
+    with _worker(niceness) as run:
+        return _each_shard(context, work, run)
+
+
+def _each_shard(
+    context: AssetExecutionContext,
+    work: Callable[[str], Metadata],
+    run: Callable[[Callable[[str], Metadata], str], Metadata],
+) -> MaterializeResult:
     keys = context.partition_keys
     started = last_log = time.monotonic()
     for done, key in enumerate(keys, start=1):
-        metadata = work(key)
+        metadata = run(work, key)
         if len(keys) == 1:
             return MaterializeResult(metadata=metadata)
         context.add_asset_metadata(metadata, partition_key=key)

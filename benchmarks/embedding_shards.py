@@ -14,7 +14,8 @@ One engine in a fresh process, then, in this order:
 3. one call per shard on as many other shards (shapes this process has not seen: what a run
    process meets);
 4. the same shards as in 2 while --cpu-load N processes spin on the CPU at normal priority
-   (what other runs' chunking and ingest do to the process that feeds the GPU);
+   (what other runs' chunking and ingest do to the process that feeds the GPU), and again with
+   the spinning processes at the pipeline's `CPU_STAGE_NICENESS`;
 5. the same as 2 with padded batches instead of packed ones (on a GPU that packs);
 6. every shard of 2 in one call: the most a step could gain by not stopping between shards.
 
@@ -35,6 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from assets.shards import CPU_STAGE_NICENESS  # noqa: E402
 from resources.corpus.tables import read_chunks, token_arrays  # noqa: E402
 from resources.embedding.engine import EmbeddingEngine, EngineConfig  # noqa: E402
 from resources.embedding.model_source import DEFAULT_MODEL  # noqa: E402
@@ -66,15 +68,18 @@ def per_shard(engine: EmbeddingEngine, shards: list[Tokenized]) -> dict:
     }
 
 
-def _spin(stop: multiprocessing.synchronize.Event) -> None:
+def _spin(stop: multiprocessing.synchronize.Event, niceness: int) -> None:
+    os.nice(niceness)
     while not stop.is_set():
         sum(range(10_000))
 
 
-def under_load(processes: int, work):
-    """`work()` while `processes` other processes keep cores busy."""
+def under_load(processes: int, niceness: int, work):
+    """`work()` while `processes` other processes keep cores busy at `niceness`."""
     stop = multiprocessing.Event()
-    spinners = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(processes)]
+    spinners = [
+        multiprocessing.Process(target=_spin, args=(stop, niceness)) for _ in range(processes)
+    ]
     for spinner in spinners:
         spinner.start()
     try:
@@ -106,9 +111,10 @@ def main() -> None:
     if others:
         rows["per shard, prepared, other shards"] = per_shard(engine, others)
     if args.cpu_load:
-        rows[f"per shard, seen, {args.cpu_load} busy processes beside"] = under_load(
-            args.cpu_load, lambda: per_shard(engine, shards)
-        )
+        for niceness in (0, CPU_STAGE_NICENESS):
+            rows[f"per shard, seen, {args.cpu_load} busy processes at niceness {niceness}"] = (
+                under_load(args.cpu_load, niceness, lambda: per_shard(engine, shards))
+            )
     if engine.packed:
         padded = EmbeddingEngine(EngineConfig(model=args.model, device=args.device, packed=False))
         padded.prepare()

@@ -4,7 +4,7 @@
 # come too (the image has them, in versions not known here, and grpcio-health-checking refuses a
 # grpcio older than its own). The wheels (25 MB) and the fp16 model directory (44 MiB) together
 # pass the 64 MiB a device call carries, and a later call does not find what an earlier one
-# carried; so the wheels are unpacked and travel as one xz archive (17 MB) beside the model.
+# carried; so the wheels are unpacked and travel as one xz archive (19 MB) beside the model.
 # Versions are this virtual environment's, so they are known to work together.
 # Usage (repository root): benchmarks/gpu_wheels.sh   -> .whl/site.tar.xz (git-ignored)
 set -euo pipefail
@@ -24,6 +24,10 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
   --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
   --platform manylinux_2_34_x86_64 -d .whl/wheels "${pins[@]}"
+# py-spy, a sampling profiler for the Python side of a run (its binary lands under
+# py_spy-*.data/scripts/ once unpacked): not in .venv, so pinned here.
+python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux_2_5_x86_64 \
+  -d .whl/wheels py-spy==0.4.3
 # A wheel is a zip of site-packages: unpacking it is installing it (no entry points are needed).
 for wheel in .whl/wheels/*.whl; do unzip -q -o "$wheel" -d .whl/site; done
 tar cf - -C .whl/site . | xz -9 -T0 >.whl/site.tar.xz

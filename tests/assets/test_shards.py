@@ -1,0 +1,54 @@
+import os
+import sys
+import threading
+from types import SimpleNamespace
+
+import pytest
+
+from assets.shards import for_each_shard
+
+
+class Context(SimpleNamespace):
+    """What `for_each_shard` uses of an asset's context."""
+
+    def __init__(self, keys):
+        super().__init__(partition_keys=keys, metadata={}, log=SimpleNamespace(info=print))
+
+    def add_asset_metadata(self, metadata, partition_key):
+        self.metadata[partition_key] = metadata
+
+
+def own_niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def test_every_shard_gets_its_own_metadata_in_order():
+    context = Context(["b", "a", "c"])
+    result = for_each_shard(context, lambda key: {"key": key})
+    assert list(context.metadata) == ["b", "a", "c"]
+    assert context.metadata["a"] == {"key": "a"}
+    assert result.metadata == {"shards_in_run": 3}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_cpu_stages_run_at_lower_priority_and_the_caller_keeps_its_own():
+    before = own_niceness()
+    seen = {}
+
+    def work(key):
+        seen[key] = own_niceness()
+        return {}
+
+    for_each_shard(Context(["x", "y"]), work, niceness=5)
+    assert seen == {"x": min(19, before + 5), "y": min(19, before + 5)}
+    assert own_niceness() == before
+
+
+def test_a_failing_shard_fails_the_step_with_its_own_error():
+    def work(key):
+        if key == "bad":
+            raise ValueError("shard bad: broken record 7")
+        return {}
+
+    with pytest.raises(ValueError, match="broken record 7"):
+        for_each_shard(Context(["good", "bad"]), work, niceness=5)
