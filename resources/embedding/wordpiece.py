@@ -71,7 +71,8 @@ class _WordCache(dict[str, list[int]]):
     def __init__(self, model) -> None:
         super().__init__()
         self._model = model
-        self.spans: dict[str, list[tuple[int, int]]] = {}
+        # Each piece's (start, end) in the word, flattened: start, end, start, end, ...
+        self.spans: dict[str, list[int]] = {}
 
     def __missing__(self, word: str) -> list[int]:
         self.make_room(1)
@@ -79,7 +80,7 @@ class _WordCache(dict[str, list[int]]):
 
     def store(self, word: str) -> list[int]:
         tokens = self._model.tokenize(word)
-        self.spans[word] = [token.offsets for token in tokens]
+        self.spans[word] = [offset for token in tokens for offset in token.offsets]
         ids = self[word] = [token.id for token in tokens]
         return ids
 
@@ -202,9 +203,10 @@ class AsciiWordPiece:
             self._pieces.store(word)
         entries = list(map(self._pieces.__getitem__, words))
         counts = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries))
-        spans = np.array(
-            list(itertools.chain.from_iterable(map(self._pieces.spans.__getitem__, words))),
+        spans = np.fromiter(
+            itertools.chain.from_iterable(map(self._pieces.spans.__getitem__, words)),
             dtype=np.int64,
+            count=2 * int(counts.sum()),
         ).reshape(-1, 2)
         word_begin = np.repeat(begins, counts)
         first = np.zeros(len(spans), dtype=bool)
