@@ -114,6 +114,9 @@ class PackedInputs(BatchInputs):
         ids = tokenized.ids[offsets[batch.indices][row_of_token] + positions].astype(np.int64)
         # One host buffer, so one copy to the device: ids, positions, row of each token.
         self.host = self._host(np.stack([ids, positions, row_of_token]))
+        # Pinned too: a copy from pageable memory makes the driver wait for the stream, which
+        # would stop the host from preparing batches while the device runs earlier ones.
+        self.host_starts = self._host(self.starts.astype(np.int32))
 
     def cost(self, start: int, end: int) -> int:
         # The planner's unit (rows x longest), which bounds the tokens and the row buffer that
@@ -124,8 +127,7 @@ class PackedInputs(BatchInputs):
         first, last = int(self.starts[start]), int(self.starts[end])
         with mark("copy-in"):
             piece = self.host[:, first:last].to(model.device, non_blocking=True)
-            starts = torch.from_numpy((self.starts[start : end + 1] - first).astype(np.int32))
-            starts = starts.to(model.device, non_blocking=True)
+            starts = self.host_starts[start : end + 1].to(model.device, non_blocking=True) - first
         return model.encode_packed(
             piece[0], piece[1], piece[2] - start, starts, int(self.lengths[start]), mark
         )
