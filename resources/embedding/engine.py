@@ -5,11 +5,12 @@ model, the tokenizer workers and the adaptive budget, so later calls start where
 ended.
 
 On a GPU the engine does not wait for a batch it has just launched: inputs go through pinned
-memory with non-blocking copies, outputs come back the same way, and results are collected two
-batches behind, so the next batch is padded while the device works. (transformers' SDPA path
-checks on the device whether a padding mask masks anything, one synchronization per batch; the
-wall time of the GPU stage stays within a few percent of the device time, see BENCHMARKS.md.)
-Tokenizer worker processes run ahead of both.
+memory with non-blocking copies (a copy from pageable memory would make the driver wait for the
+stream), outputs come back the same way, and results are collected `IN_FLIGHT` batches behind,
+so the next batches are built while the device works. Batches are packed (`inputs.py`) where
+variable-length attention runs; padded batches go through transformers' SDPA path, which checks
+on the device whether the mask masks anything, one synchronization per batch. Tokenizer worker
+processes run ahead of all of it.
 """
 
 from __future__ import annotations
