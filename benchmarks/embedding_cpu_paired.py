@@ -1,6 +1,6 @@
 """The engine against sentence-transformers `encode` on the CPU, in interleaved rounds.
 
-    python benchmarks/embedding_cpu_paired.py [--texts N] [--rounds N]
+    python benchmarks/embedding_cpu_paired.py [--texts N] [--rounds N] [--packed]
 
 A CPU shared with other work changes speed from one minute to the next, so one row after the
 other compares loads, not code. Here every round runs each `encode` batch size and the engine
@@ -43,6 +43,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-sizes", default="32,64,128")
     parser.add_argument("--budgets", default="", help="engine token budgets (default: its own)")
+    parser.add_argument("--packed", action="store_true", help="also the engine on packed batches")
     args = parser.parse_args()
 
     model_dir = resolve_model_path(args.model)
@@ -51,6 +52,10 @@ def main() -> None:
     for budget in [int(b) for b in args.budgets.split(",") if b]:
         engines[f"engine end to end, budget {budget}"] = EmbeddingEngine(
             EngineConfig(model=args.model, device="cpu", token_budget=budget)
+        )
+    if args.packed:
+        engines["engine end to end, packed batches"] = EmbeddingEngine(
+            EngineConfig(model=args.model, device="cpu", packed=True)
         )
     engine = engines["engine end to end"]
     tokens = int(tokenize(args.model, engine.max_length, texts).lengths.sum())
