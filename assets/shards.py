@@ -30,18 +30,20 @@ Metadata = dict[str, object]
 
 
 @contextmanager
-def _worker(niceness: int) -> Iterator[Callable[[Callable[[str], Metadata], str], Metadata]]:
-    """Calls run here, or on one thread of their own at `niceness` (Linux only).
+def _at_niceness(
+    work: Callable[[str], Metadata], niceness: int
+) -> Iterator[Callable[[str], Metadata]]:
+    """`work` itself, or `work` run on a thread of its own at `niceness` (Linux only).
 
     A thread, because Linux keeps a nice value per thread and an unprivileged process cannot
     lower it again: the run's later steps, in the same process, keep normal priority. Threads
     the work starts (ingest requests, Arrow's pool) inherit it.
     """
     if niceness <= 0 or sys.platform != "linux":
-        yield lambda work, key: work(key)
+        yield work
         return
     with ThreadPoolExecutor(1, "cpu-stage", initializer=os.nice, initargs=(niceness,)) as pool:
-        yield lambda work, key: pool.submit(work, key).result()
+        yield lambda key: pool.submit(work, key).result()
 
 
 def for_each_shard(
@@ -53,28 +55,20 @@ def for_each_shard(
     partitions show a shard's own numbers also when a backfill run covered several shards.
     With `niceness`, the work runs at that lower priority (see `CPU_STAGE_NICENESS`).
     """
-    with _worker(niceness) as run:
-        return _each_shard(context, work, run)
-
-
-def _each_shard(
-    context: AssetExecutionContext,
-    work: Callable[[str], Metadata],
-    run: Callable[[Callable[[str], Metadata], str], Metadata],
-) -> MaterializeResult:
-    keys = context.partition_keys
-    started = last_log = time.monotonic()
-    for done, key in enumerate(keys, start=1):
-        metadata = run(work, key)
-        if len(keys) == 1:
-            return MaterializeResult(metadata=metadata)
-        context.add_asset_metadata(metadata, partition_key=key)
-        now = time.monotonic()
-        if now - last_log >= PROGRESS_INTERVAL_SECONDS or done == len(keys):
-            rate = done / (now - started)
-            eta = (len(keys) - done) / rate if rate > 0 else 0.0
-            context.log.info(
-                f"{done}/{len(keys)} shards, {rate * 60:.1f} shards/min, ETA {eta:.0f}s"
-            )
-            last_log = now
-    return MaterializeResult(metadata={"shards_in_run": len(keys)})
+    with _at_niceness(work, niceness) as run:
+        keys = context.partition_keys
+        started = last_log = time.monotonic()
+        for done, key in enumerate(keys, start=1):
+            metadata = run(key)
+            if len(keys) == 1:
+                return MaterializeResult(metadata=metadata)
+            context.add_asset_metadata(metadata, partition_key=key)
+            now = time.monotonic()
+            if now - last_log >= PROGRESS_INTERVAL_SECONDS or done == len(keys):
+                rate = done / (now - started)
+                eta = (len(keys) - done) / rate if rate > 0 else 0.0
+                context.log.info(
+                    f"{done}/{len(keys)} shards, {rate * 60:.1f} shards/min, ETA {eta:.0f}s"
+                )
+                last_log = now
+        return MaterializeResult(metadata={"shards_in_run": len(keys)})
