@@ -14,4 +14,4 @@ print('torch', torch.__version__, 'transformers', transformers.__version__, \
 timeout 300 python3 -m pytest tests/resources/embedding/test_gpu.py -q -s -p no:cacheprovider \
   --confcutdir=tests/resources/embedding 2>&1 | tee "$out/gpu_tests.log"
 timeout 400 python3 benchmarks/embedding_throughput.py --model "$model" "${@:3}" \
-  --json "$out/bench.json" 2>&1 | grep -v "Loading weights" | tee "$out/bench.log"
+  --json "$out/bench.json" 2>&1 | grep --line-buffered -v "Loading weights" | tee "$out/bench.log"
