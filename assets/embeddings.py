@@ -42,12 +42,13 @@ def embeddings(
 
     def embed(key: str) -> Metadata:
         table = read_chunks(corpus.stage_file("chunks", key), columns=["uuid", "token_ids"])
-        content_hash = chunks_content_hash(table)
+        ids, lengths = token_arrays(table)
+        content_hash = chunks_content_hash(table, (ids, lengths))
         path = corpus.stage_file("embeddings", key)
         if is_current(path, content_hash, model):
             context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
             return {"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
-        result = embedder.embed_tokenized(Tokenized(*token_arrays(table)))
+        result = embedder.embed_tokenized(Tokenized(ids, lengths))
         uuids = table.column("uuid").to_pylist()
         wait_for_write()
         vectors = result.vectors

@@ -95,11 +95,16 @@ def token_arrays(table: pa.Table) -> tuple[np.ndarray, np.ndarray]:
     return ids, lengths
 
 
-def chunks_content_hash(table: pa.Table) -> str:
-    """What the embeddings depend on: every chunk's id and token ids, in order."""
+def chunks_content_hash(
+    table: pa.Table, arrays: tuple[np.ndarray, np.ndarray] | None = None
+) -> str:
+    """What the embeddings depend on: every chunk's id and token ids, in order.
+
+    `arrays`: the table's `token_arrays`, when the caller has them already.
+    """
     digest = hashlib.sha256()
     digest.update("\n".join(table.column("uuid").to_pylist()).encode())
-    ids, lengths = token_arrays(table)
+    ids, lengths = arrays or token_arrays(table)
     digest.update(lengths.tobytes())
     digest.update(ids.astype("<i4").tobytes())
     return digest.hexdigest()
