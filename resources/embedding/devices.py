@@ -9,6 +9,7 @@ for about as long, and the ranges' vectors concatenate back in input order.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -133,7 +134,9 @@ class MultiDeviceEngine:
     def close(self) -> None:
         for connection, process in zip(self._connections, self._processes, strict=True):
             if process.is_alive():
-                connection.send(("close", None))
+                # A worker that has just failed may exit between the check and the send.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    connection.send(("close", None))
             process.join(timeout=30)
             connection.close()
         self._connections, self._processes = [], []

@@ -81,3 +81,17 @@ def test_a_worker_error_names_its_device(two_workers):
         two_workers.embed_tokenized(too_long)
     with pytest.raises(RuntimeError, match="embedding worker on cuda:7 failed"):
         MultiDeviceEngine(EngineConfig(device="cpu"), ["cpu", "cuda:7"])
+
+
+def test_closing_survives_a_worker_that_exits_while_being_told_to():
+    engine = MultiDeviceEngine(EngineConfig(device="cpu"), ["cpu", "cpu"])
+    process, connection = engine._processes[1], engine._connections[1]
+
+    def exits_first(_message):
+        process.kill()
+        process.join()
+        raise BrokenPipeError(32, "Broken pipe")
+
+    connection.send = exits_first
+    engine.close()
+    assert engine._processes == [] and not process.is_alive()
