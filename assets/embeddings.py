@@ -51,8 +51,9 @@ def embeddings(
         result = embedder.embed_tokenized(Tokenized(ids, lengths))
         uuids = table.column("uuid").to_pylist()
         wait_for_write()
-        vectors = result.vectors
-        pending.append(writer.submit(write_vectors, path, uuids, vectors, content_hash, model))
+        pending.append(
+            writer.submit(write_vectors, path, uuids, result.vectors, content_hash, model)
+        )
         return {
             "chunks": table.num_rows,
             "reused_checkpoint": False,

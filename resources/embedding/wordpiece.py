@@ -40,7 +40,7 @@ _FOREIGN = re.compile(r"([^ \t\n\r]*[^\x00-\x7f][^ \t\n\r]*)")
 # BERT's `clean_text` drops NUL and control characters other than tab, newline and return (which
 # become spaces, as the split then ignores them anyway).
 _CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127])
-_HAS_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_HAS_CONTROL = re.compile("[" + "".join(re.escape(chr(code)) for code in _CONTROL) + "]")
 # Bounds the cache on corpora of endless distinct words (numbers, hashes); a clear costs a refill.
 _MAX_CACHED_WORDS = 1 << 20
 
@@ -168,7 +168,7 @@ class AsciiWordPiece:
         Whole documents go through here, so the per-word work is kept to C-level maps over the
         words, and the per-token offsets are assembled with numpy.
         """
-        if len(text.translate(_CONTROL)) != len(text):
+        if _HAS_CONTROL.search(text):
             return None
         if self._names_a_special_token(text.lower()):
             return None

@@ -265,15 +265,18 @@ def stop_sandbox(s: ConnectionSettings, wait_seconds: float = 10.0) -> bool:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return False
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline and _listening(s.sandbox_port):
-        time.sleep(0.1)
-    if _listening(s.sandbox_port):
+    if not _port_freed(s.sandbox_port, wait_seconds):
         # A server that ignores SIGTERM that long (a busy machine, a stuck request) is killed:
         # the caller was told the port is free.
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline and _listening(s.sandbox_port):
-            time.sleep(0.1)
+        _port_freed(s.sandbox_port, wait_seconds)
     return True
+
+
+def _port_freed(port: int, wait_seconds: float) -> bool:
+    """Whether nothing listens on `port` any more, waiting up to `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline and _listening(port):
+        time.sleep(0.1)
+    return not _listening(port)
