@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -79,8 +80,10 @@ def reference(tmp_path_factory, sandbox):
     data = root / "reference-data"
     backfill(_config(sandbox, version_a, data, root / "home-a", collection))
     shutil.copytree(data, root / "template-a")
+    started = time.monotonic()
     backfill(_config(sandbox, version_b, data, root / "home-b", collection))
     return {"root": root, "a": version_a, "b": version_b,
+            "seconds": time.monotonic() - started,
             "snapshot": _snapshot(sandbox, collection)}  # fmt: skip
 
 
@@ -109,9 +112,17 @@ KILLS = [
     {"point": "checkpoint_rename", "nth": 5},
     {"point": "between_ingest_batches", "nth": 4},
     {"point": "stale_deletion", "nth": 1},
-    {"point": "random", "seed": 1, "window": [4.0, 14.0]},
-    {"point": "random", "seed": 2, "window": [4.0, 14.0]},
+    # A random moment between 10% and 80% of the uninterrupted B backfill's duration: a window in
+    # seconds would land after the end on a faster machine.
+    {"point": "random", "seed": 1, "window": [0.1, 0.8]},
+    {"point": "random", "seed": 2, "window": [0.1, 0.8]},
 ]
+
+
+def _in_seconds(kill: dict, reference: dict) -> dict:
+    if kill["point"] != "random":
+        return kill
+    return {**kill, "window": [f * reference["seconds"] for f in kill["window"]]}
 
 
 @pytest.mark.parametrize("kill", KILLS, ids=lambda k: f"{k['point']}-{k.get('nth', k.get('seed'))}")
@@ -119,6 +130,7 @@ def test_a_killed_backfill_resumes_to_the_uninterrupted_state(reference, sandbox
     collection = f"Resume_{uuid.uuid4().hex[:6]}"
     data = _index_version_a(reference, sandbox, tmp_path, collection)
 
+    kill = _in_seconds(kill, reference)
     config = _config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill)
     _run_until_killed(config, tmp_path)
 
