@@ -13,29 +13,12 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import fsspec
-
-from resources.corpus.reader import list_corpus_files
-
 # 64 bits of the sha256 tell versions of one shard apart and keep the cursor small at 100k shards.
 HASH_CHARS = 16
 
 
 def short_hash(content_hash: str) -> str:
     return content_hash[:HASH_CHARS]
-
-
-def stat_corpus(corpus_path: str) -> dict[str, str]:
-    """Each corpus file's "size:modified" stamp, from a listing: no file is opened."""
-    fs, _ = fsspec.core.url_to_fs(corpus_path)
-    stamps = {}
-    for source in list_corpus_files(corpus_path):
-        info = fs.info(source)
-        modified = next(
-            (info[k] for k in ("mtime", "LastModified", "updated", "ETag") if info.get(k)), ""
-        )
-        stamps[source] = f"{info.get('size')}:{modified}"
-    return stamps
 
 
 @dataclass(frozen=True)

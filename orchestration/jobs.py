@@ -1,6 +1,14 @@
 """Jobs: register the corpus's shards as partitions, and index shards end to end."""
 
-from dagster import AssetSelection, Failure, OpExecutionContext, define_asset_job, job, op
+from dagster import (
+    AssetSelection,
+    Config,
+    Failure,
+    OpExecutionContext,
+    define_asset_job,
+    job,
+    op,
+)
 
 from orchestration.partitions import shard_partitions
 from resources.corpus.manifest import problems_path, register_corpus
@@ -10,10 +18,19 @@ from resources.corpus.resource import CorpusResource
 _REGISTER_SLICE = 1000
 
 
+class RegisterConfig(Config):
+    rescan: bool = False
+    """Read every file, also those whose size and modification time did not change."""
+
+
 @op
-def register_corpus_shards(context: OpExecutionContext, corpus: CorpusResource) -> list[str]:
-    """Scan the corpus once, save the manifest and id registry, add any new shard partitions."""
-    scan = register_corpus(corpus.corpus_path, corpus.shard_size, corpus.data_dir, corpus.strict)
+def register_corpus_shards(
+    context: OpExecutionContext, corpus: CorpusResource, config: RegisterConfig
+) -> list[str]:
+    """Scan the corpus's changed files, save the manifest and id registry, add new partitions."""
+    scan = register_corpus(
+        corpus.corpus_path, corpus.shard_size, corpus.data_dir, corpus.strict, config.rescan
+    )
     if not scan.shards:
         raise Failure(
             f"no records in .jsonl or .parquet files under {corpus.corpus_path!r}"
@@ -29,12 +46,14 @@ def register_corpus_shards(context: OpExecutionContext, corpus: CorpusResource) 
     for start in range(0, len(new), _REGISTER_SLICE):
         instance.add_dynamic_partitions(shard_partitions.name, new[start : start + _REGISTER_SLICE])
     context.log.info(
-        f"{len(keys)} shards ({scan.records} records in {scan.files} files) under "
+        f"{len(keys)} shards ({scan.records} records in {scan.files} files, "
+        f"{scan.files - scan.reused_files} read, the others unchanged) under "
         f"{corpus.corpus_path}; {len(new)} new partitions; {scan.duplicate_ids} repeated ids"
     )
     context.add_output_metadata(
         {
             "files": scan.files,
+            "files_read": scan.files - scan.reused_files,
             "shards": len(keys),
             "new_shards": len(new),
             "records": scan.records,

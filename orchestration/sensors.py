@@ -33,13 +33,13 @@ from orchestration.changes import (
     compare_shards,
     run_key,
     short_hash,
-    stat_corpus,
 )
 from orchestration.indexed import INDEX_ASSET, indexed_hashes
 from orchestration.jobs import index_shards, register_shards
 from orchestration.partitions import shard_partitions
 from orchestration.removal import RemoveShardsConfig, remove_shards
 from resources.corpus.manifest import load_manifest, manifest_stamp
+from resources.corpus.reader import stat_corpus
 from resources.corpus.resource import CorpusResource
 
 ON_REMOVED = ("flag", "remove")

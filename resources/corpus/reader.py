@@ -59,6 +59,23 @@ def list_corpus_files(corpus_path: str) -> list[str]:
     return [fs.unstrip_protocol(p) if "://" in corpus_path else p for p in found]
 
 
+def stat_corpus(corpus_path: str) -> dict[str, str]:
+    """Each corpus file's "size:modified" stamp, from a listing: no file is opened.
+
+    The modified part is empty where the filesystem reports no time; such a file never counts
+    as unchanged.
+    """
+    fs, _ = _fs_and_root(corpus_path)
+    stamps = {}
+    for source in list_corpus_files(corpus_path):
+        info = fs.info(source)
+        modified = next(
+            (info[k] for k in ("mtime", "LastModified", "updated", "ETag") if info.get(k)), ""
+        )
+        stamps[source] = f"{info.get('size')}:{modified}"
+    return stamps
+
+
 def shard_key(source: str, corpus_path: str, index: int) -> str:
     """A readable, stable partition key: the file's path in the corpus, then the shard number."""
     fs, root = _fs_and_root(corpus_path)

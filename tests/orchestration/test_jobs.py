@@ -1,0 +1,37 @@
+"""The register_shards job reads only changed files, unless told to read everything."""
+
+from pathlib import Path
+
+from dagster import DagsterInstance
+
+from orchestration.jobs import register_shards
+from orchestration.partitions import shard_partitions
+from tests.orchestration.conftest import write_docs
+
+
+def _register(instance, corpus, rescan: bool | None = None) -> dict:
+    config = {"ops": {"register_corpus_shards": {"config": {"rescan": rescan}}}}
+    result = register_shards.execute_in_process(
+        instance=instance, resources={"corpus": corpus}, run_config=config if rescan else None
+    )
+    [output] = [event for event in result.all_node_events if event.is_successful_output]
+    return {key: value.value for key, value in output.step_output_data.metadata.items()}
+
+
+def test_registration_reads_changed_files_only_unless_rescan(corpus):
+    instance = DagsterInstance.ephemeral()
+    first = _register(instance, corpus)
+    assert (first["files"], first["files_read"], first["shards"], first["new_shards"]) == (
+        2,
+        2,
+        3,
+        3,
+    )
+
+    write_docs(Path(corpus.corpus_path) / "b.jsonl", ["b1", "b2", "b3"])
+    second = _register(instance, corpus)
+    assert (second["files_read"], second["shards"], second["new_shards"]) == (1, 4, 1)
+
+    assert _register(instance, corpus)["files_read"] == 0
+    assert _register(instance, corpus, rescan=True)["files_read"] == 2
+    assert len(instance.get_dynamic_partitions(shard_partitions.name)) == 4
