@@ -29,23 +29,23 @@ def registry_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / "manifest" / "ids.sqlite"
 
 
+def _read_only(path: Path) -> str:
+    return f"{Path(path).resolve().as_uri()}?mode=ro"
+
+
 def has_occurrences(path: Path) -> bool:
     """Whether a registry keeps every occurrence (registries written before it did, do not)."""
     if not path.is_file():
         return False
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+    with closing(sqlite3.connect(_read_only(path), uri=True)) as db:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen'"
         return db.execute(query).fetchone() is not None
 
 
 class IdRegistryWriter:
-    """Collects (id, shard, location) in corpus order; `commit` swaps it in atomically.
+    """Collects (id, shard, location) in corpus order; `commit` swaps it in atomically."""
 
-    With `previous` (a registry that `has_occurrences`), `copy_file` takes a file's occurrences
-    from it.
-    """
-
-    def __init__(self, path: Path, previous: Path | None = None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -62,8 +62,6 @@ class IdRegistryWriter:
             "CREATE TABLE seen (source TEXT NOT NULL, seq INTEGER NOT NULL, doc_id TEXT NOT NULL, "
             "shard TEXT NOT NULL, location TEXT NOT NULL, PRIMARY KEY (source, seq)) WITHOUT ROWID"
         )
-        if previous is not None:
-            self._db.execute("ATTACH DATABASE ? AS previous", (f"file:{previous}?mode=ro",))
         self._pending: list[tuple[str, int, str, str, str]] = []
         self._source = ""
         self._seq = 0
@@ -90,19 +88,25 @@ class IdRegistryWriter:
         self._source, self._seq = source, 0
         self._db.execute("SAVEPOINT file")
 
-    def copy_file(self, source: str) -> None:
-        """The file's occurrences as the previous registry holds them, in their order."""
+    def copy_file(self, source: str, registry: Path) -> None:
+        """The file's occurrences as another registry (`has_occurrences`) holds them, in order:
+        the previous registration's, or one a worker process wrote for this file alone."""
+        self._flush()
+        self._db.commit()  # SQLite attaches only outside a transaction
+        self._db.execute("ATTACH DATABASE ? AS other", (_read_only(registry),))
         before = self._db.total_changes
         self._db.execute(
-            "INSERT INTO seen SELECT * FROM previous.seen WHERE source = ? ORDER BY seq", (source,)
+            "INSERT INTO seen SELECT * FROM other.seen WHERE source = ? ORDER BY seq", (source,)
         )
         copied = self._db.total_changes - before
         self._db.execute(
-            "INSERT OR IGNORE INTO ids SELECT doc_id, shard, location FROM previous.seen "
+            "INSERT OR IGNORE INTO ids SELECT doc_id, shard, location FROM other.seen "
             "WHERE source = ? ORDER BY seq",
             (source,),
         )
         self.duplicates += copied - (self._db.total_changes - before - copied)
+        self._db.commit()
+        self._db.execute("DETACH DATABASE other")
 
     def end_file(self, keep: bool) -> None:
         self._flush()
@@ -128,7 +132,7 @@ def owners(data_dir: str | Path, doc_ids: Iterable[str]) -> dict[str, tuple[str,
         return {}
     found: dict[str, tuple[str, str]] = {}
     ids = list(doc_ids)
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with sqlite3.connect(_read_only(path), uri=True) as db:
         for start in range(0, len(ids), _LOOKUP):
             chunk = ids[start : start + _LOOKUP]
             marks = ",".join("?" * len(chunk))

@@ -12,8 +12,11 @@ filesystems whose modification times are too coarse to trust.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 from resources.corpus.ids import IdRegistryWriter, has_occurrences, registry_path
@@ -99,13 +102,15 @@ def register_corpus(
     data_dir: str | Path,
     strict: bool = False,
     rescan: bool = False,
+    workers: int | None = None,
 ) -> CorpusScan:
     """Scan the corpus: save the shard manifest, the id registry and the file problems.
 
     Files whose stamp matches the last registration's (same corpus path and shard size) are not
     read again. A file that cannot be read (a truncated Parquet file, say) or holds no record is
     listed in `manifest/problems.jsonl` and skipped, unless `strict`, when it fails the
-    registration; such files are read again each time.
+    registration; such files are read again each time. `workers`: processes that read files at
+    once (default: one per core when there is enough to read, see `ParallelScans`).
     """
     stamps = stat_corpus(corpus_path)
     previous, duplicates = {}, 0
@@ -121,34 +126,32 @@ def register_corpus(
         shards = [spec for specs in unchanged.values() for spec in specs]
         return CorpusScan(shards, [], len(stamps), duplicates, reused_files=len(stamps))
     registry = registry_path(data_dir)
+    to_read = {source: stamp for source, stamp in stamps.items() if source not in unchanged}
     scan = CorpusScan()
     scanned: dict[str, str] = {}
-    writer = IdRegistryWriter(registry, previous=registry if unchanged else None)
+    writer = IdRegistryWriter(registry)
     try:
-        for source, stamp in stamps.items():
-            scan.files += 1
-            writer.begin_file(source)
-            if source in unchanged:
-                writer.copy_file(source)
-                writer.end_file(keep=True)
-                scan.shards += unchanged[source]
-                scan.reused_files += 1
+        with ParallelScans(to_read, corpus_path, shard_size, registry.parent, workers) as reads:
+            for source, stamp in stamps.items():
+                scan.files += 1
+                if source in unchanged:
+                    writer.copy_file(source, registry)
+                    scan.shards += unchanged[source]
+                    scan.reused_files += 1
+                    scanned[source] = stamp
+                    continue
+                try:
+                    specs = reads.result(source, writer)
+                except (ValueError, OSError) as exc:
+                    if strict:
+                        raise
+                    scan.problems.append(Reject(file_name(source), f"file skipped: {exc}"))
+                    continue
+                if not specs:
+                    scan.problems.append(Reject(file_name(source), "file has no records"))
+                    continue
+                scan.shards += specs
                 scanned[source] = stamp
-                continue
-            try:
-                specs = list(scan_file(source, corpus_path, shard_size, writer.add))
-            except (ValueError, OSError) as exc:
-                writer.end_file(keep=False)
-                if strict:
-                    raise
-                scan.problems.append(Reject(file_name(source), f"file skipped: {exc}"))
-                continue
-            writer.end_file(keep=True)
-            if not specs:
-                scan.problems.append(Reject(file_name(source), "file has no records"))
-                continue
-            scan.shards += specs
-            scanned[source] = stamp
         writer.commit()
     except BaseException:
         writer.abort()
@@ -157,6 +160,82 @@ def register_corpus(
     write_manifest(data_dir, corpus_path, shard_size, scan.shards, scanned, scan.duplicate_ids)
     write_lines(problems_path(data_dir), [p.as_json() for p in scan.problems])
     return scan
+
+
+class ParallelScans:
+    """Reads corpus files in worker processes while the registry is written in corpus order.
+
+    Each worker writes one file's ids to a registry of its own, which `result` copies in; the
+    files are handed out at once and taken back in order, so ownership is what one pass in
+    order gives. Starting processes costs about a second, so by default they are used only when
+    at least `PARALLEL_BYTES` are to be read; otherwise, and with `workers=1`, `result` reads the
+    file itself, streaming its ids into the writer.
+    """
+
+    PARALLEL_BYTES = 256 << 20
+
+    def __init__(
+        self,
+        stamps: dict[str, str],
+        corpus_path: str,
+        shard_size: int,
+        folder: Path,
+        workers: int | None = None,
+    ):
+        self.corpus_path, self.shard_size, self.folder = corpus_path, shard_size, folder
+        if workers is None:
+            size = sum(int(stamp.split(":", 1)[0] or 0) for stamp in stamps.values())
+            workers = (os.cpu_count() or 1) if size >= self.PARALLEL_BYTES else 1
+        workers = min(workers, len(stamps))
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: dict[str, tuple[Path, Future[list[ShardSpec]]]] = {}
+        if workers > 1:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"))
+            for n, source in enumerate(stamps):
+                path = folder / f".scan-{os.getpid()}-{n}.sqlite"
+                future = self._pool.submit(_scan_alone, source, corpus_path, shard_size, path)
+                self._futures[source] = (path, future)
+
+    def result(self, source: str, writer: IdRegistryWriter) -> list[ShardSpec]:
+        """The file's shards, its ids added to `writer`; raises what reading the file raised."""
+        if source not in self._futures:
+            writer.begin_file(source)
+            try:
+                specs = list(scan_file(source, self.corpus_path, self.shard_size, writer.add))
+            except BaseException:
+                writer.end_file(keep=False)
+                raise
+            writer.end_file(keep=True)
+            return specs
+        path, future = self._futures[source]
+        specs = future.result()
+        writer.copy_file(source, path)
+        path.unlink()
+        return specs
+
+    def __enter__(self) -> ParallelScans:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        for path, _ in self._futures.values():
+            path.unlink(missing_ok=True)
+
+
+def _scan_alone(source: str, corpus_path: str, shard_size: int, path: Path) -> list[ShardSpec]:
+    """A worker's part: one file's shards, its ids in a registry of its own at `path`."""
+    writer = IdRegistryWriter(path)
+    try:
+        writer.begin_file(source)
+        specs = list(scan_file(source, corpus_path, shard_size, writer.add))
+        writer.end_file(keep=True)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return specs
 
 
 def _had_problems(data_dir: str | Path) -> bool:

@@ -127,3 +127,24 @@ def test_a_problem_file_is_read_every_time_and_its_report_kept(corpus, tmp_path,
     (corpus / "empty.jsonl").unlink()
     _register(corpus, data)
     assert not problems_path(data).exists()
+
+
+def test_files_read_by_worker_processes_register_as_one_pass_in_order_does(corpus, tmp_path):
+    (corpus / "d.parquet").write_bytes(b"not parquet at all")
+    serial = _register(corpus, tmp_path / "serial", workers=1)
+
+    parallel = _register(corpus, tmp_path / "parallel", workers=2)
+
+    assert parallel.shards == serial.shards and len(parallel.shards) == 4
+    assert parallel.problems == serial.problems and "d.parquet" in parallel.problems[0].location
+    assert parallel.duplicate_ids == serial.duplicate_ids == 1
+    ids = ["a1", "shared", "a3", "b1", "b2", "c1"]
+    assert owners(tmp_path / "parallel", ids) == owners(tmp_path / "serial", ids)
+    assert owners(tmp_path / "parallel", ["shared"])["shared"][0] == "a-s00000"
+    assert sorted(p.name for p in (tmp_path / "parallel" / "manifest").iterdir()) == [
+        "ids.sqlite", "problems.jsonl", "shards.json"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="d.parquet"):
+        _register(corpus, tmp_path / "strict", workers=2, strict=True)
+    assert not (tmp_path / "strict" / "manifest" / "ids.sqlite").exists()
+    assert [p.name for p in (tmp_path / "strict" / "manifest").iterdir()] == []
