@@ -36,12 +36,10 @@ class PageableStarts(inputs_module.PackedInputs):
 
     def encode(self, model, start, end, mark):
         first, last = int(self.starts[start]), int(self.starts[end])
-        piece = self.host[:, first:last].to(model.device, non_blocking=True)
+        ids = self.host_ids[first:last].to(model.device, non_blocking=True)
         starts = torch.from_numpy((self.starts[start : end + 1] - first).astype(np.int32))
         starts = starts.to(model.device, non_blocking=True)
-        return model.encode_packed(
-            piece[0], piece[1], piece[2] - start, starts, int(self.lengths[start]), mark
-        )
+        return model.encode_packed(ids, starts, int(self.lengths[start]), mark)
 
 
 def main() -> None:

@@ -102,18 +102,22 @@ class PaddedInputs(BatchInputs):
 
 
 class PackedInputs(BatchInputs):
-    """All rows end to end in one sequence, with row starts (`cu_seqlens`) and positions."""
+    """All rows end to end in one sequence, with the row starts (`cu_seqlens`).
+
+    The host gathers only the token ids; each token's position and row follow from the starts
+    and are derived on the device, which keeps the launching thread's work per batch (and the
+    bytes it pins and copies) to one int32 value per token.
+    """
 
     def __init__(self, tokenized: Tokenized, offsets: np.ndarray, batch: Batch, pin: bool):
         super().__init__(tokenized, offsets, batch, pin)
         lengths = self.lengths
         self.starts = np.zeros(len(lengths) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.starts[1:])
-        row_of_token = np.repeat(np.arange(len(lengths)), lengths)
-        positions = np.arange(self.starts[-1]) - self.starts[row_of_token]
-        ids = tokenized.ids[offsets[batch.indices][row_of_token] + positions].astype(np.int64)
-        # One host buffer, so one copy to the device: ids, positions, row of each token.
-        self.host = self._host(np.stack([ids, positions, row_of_token]))
+        # Token t of row r sits at offsets[r] + (t - starts[r]) in the tokenized ids.
+        shift = np.repeat(offsets[batch.indices] - self.starts[:-1], lengths)
+        ids = tokenized.ids[shift + np.arange(self.starts[-1])].astype(np.int32, copy=False)
+        self.host_ids = self._host(ids)
         # Pinned too: a copy from pageable memory makes the driver wait for the stream, which
         # would stop the host from preparing batches while the device runs earlier ones.
         self.host_starts = self._host(self.starts.astype(np.int32))
@@ -126,11 +130,9 @@ class PackedInputs(BatchInputs):
     def encode(self, model, start, end, mark):
         first, last = int(self.starts[start]), int(self.starts[end])
         with mark("copy-in"):
-            piece = self.host[:, first:last].to(model.device, non_blocking=True)
+            ids = self.host_ids[first:last].to(model.device, non_blocking=True)
             starts = self.host_starts[start : end + 1].to(model.device, non_blocking=True) - first
-        return model.encode_packed(
-            piece[0], piece[1], piece[2] - start, starts, int(self.lengths[start]), mark
-        )
+        return model.encode_packed(ids, starts, int(self.lengths[start]), mark)
 
     def row_ids(self, row):
-        return self.host[0, int(self.starts[row]) : int(self.starts[row + 1])]
+        return self.host_ids[int(self.starts[row]) : int(self.starts[row + 1])]

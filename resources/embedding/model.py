@@ -214,17 +214,23 @@ class EncoderModel:
     def encode_packed(
         self,
         input_ids: torch.Tensor,
-        positions: torch.Tensor,
-        row_of_token: torch.Tensor,
         starts: torch.Tensor,
         longest: int,
         ranges: type[AbstractContextManager] | None = None,
     ) -> torch.Tensor:
-        """Like `encode` for rows packed end to end: ids, positions and row of each token
-        [tokens], row starts [rows + 1] (int32), the longest row's length.
+        """Like `encode` for rows packed end to end: ids [tokens], row starts [rows + 1] (int32,
+        on the ids' device), the longest row's length.
         """
         mark = ranges or (lambda _name: nullcontext())
         rows = starts.shape[0] - 1
+        tokens = input_ids.shape[0]
+        with mark("positions"):
+            lengths = starts[1:] - starts[:-1]
+            # output_size keeps repeat_interleave from reading the total back to the host.
+            row_of_token = torch.repeat_interleave(
+                torch.arange(rows, device=starts.device), lengths, output_size=tokens
+            )
+            positions = torch.arange(tokens, device=starts.device) - starts[row_of_token]
         with mark("forward"):
             packed = self.forward(
                 input_ids=input_ids[None],
@@ -239,8 +245,7 @@ class EncoderModel:
             # the padded path's, with the same numerics.
             hidden = packed.new_zeros((rows, longest, packed.shape[-1]))
             hidden[row_of_token, positions] = packed
-            lengths = (starts[1:] - starts[:-1]).unsqueeze(1)
-            mask = torch.arange(longest, device=packed.device)[None, :] < lengths
+            mask = torch.arange(longest, device=packed.device)[None, :] < lengths.unsqueeze(1)
             return self._pool(hidden, mask.to(torch.int64))
 
     def _pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

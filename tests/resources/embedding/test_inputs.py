@@ -1,4 +1,5 @@
 import numpy as np
+import torch
 
 from resources.embedding.inputs import PackedInputs, PaddedInputs
 from resources.embedding.planner import Batch
@@ -19,12 +20,10 @@ def test_padded_rows_are_right_padded_with_a_mask():
     assert inputs.row_ids(2).tolist() == [1, 2]
 
 
-def test_packed_rows_run_end_to_end_with_positions_and_row_starts():
+def test_packed_rows_run_end_to_end_with_row_starts():
     inputs = PackedInputs(TOKENIZED, TOKENIZED.offsets, BATCH, pin=False)
-    ids, positions, rows = inputs.host.numpy()
-    assert ids.tolist() == [10, 11, 12, 13, 20, 21, 22, 1, 2]
-    assert positions.tolist() == [0, 1, 2, 3, 0, 1, 2, 0, 1]
-    assert rows.tolist() == [0, 0, 0, 0, 1, 1, 1, 2, 2]
-    assert inputs.starts.tolist() == [0, 4, 7, 9]
+    assert inputs.host_ids.tolist() == [10, 11, 12, 13, 20, 21, 22, 1, 2]
+    assert inputs.host_ids.dtype == torch.int32
+    assert inputs.starts.tolist() == inputs.host_starts.tolist() == [0, 4, 7, 9]
     assert inputs.cost(0, 3) == 12  # the planner's unit: rows x longest
     assert inputs.row_ids(1).tolist() == [20, 21, 22]
