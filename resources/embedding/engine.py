@@ -432,10 +432,7 @@ class EmbeddingEngine:
                     stats.cpu_fallback_indices.append(int(rows[row]))
                 stats.ooms_recovered += outcome.ooms
                 stats.batches += 1
-                if self.packed:
-                    stats.padded_tokens += int(tokenized.lengths[batch.indices].sum())
-                else:
-                    stats.padded_tokens += batch.padded_tokens
+                stats.padded_tokens += batch.tokens if self.packed else batch.padded_tokens
                 if cuda:
                     done = torch.cuda.Event()
                     done.record()

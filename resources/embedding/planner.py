@@ -22,10 +22,12 @@ MAX_PADDING = 0.5
 
 @dataclass(frozen=True)
 class Batch:
-    """Rows of one forward pass, as positions in the caller's input."""
+    """Rows of one forward pass, as positions in the caller's input; `tokens`: their real
+    tokens (what a packed batch, which has no padding, costs)."""
 
     indices: np.ndarray
     padded_length: int
+    tokens: int
 
     @property
     def rows(self) -> int:
@@ -118,5 +120,6 @@ def iter_batches(
         yield Batch(
             indices=order[start:end],
             padded_length=padded_length(int(sorted_lengths[start]), pad_multiple, limit),
+            tokens=int(sorted_lengths[start:end].sum()),
         )
         start = end

@@ -7,7 +7,7 @@ from resources.embedding.tokenization import Tokenized
 
 # Three rows of 2, 4 and 3 tokens; the batch takes them longest first.
 TOKENIZED = Tokenized(ids=np.array([1, 2, 10, 11, 12, 13, 20, 21, 22]), lengths=np.array([2, 4, 3]))
-BATCH = Batch(indices=np.array([1, 2, 0]), padded_length=4)
+BATCH = Batch(indices=np.array([1, 2, 0]), padded_length=4, tokens=9)
 
 
 def test_padded_rows_are_right_padded_with_a_mask():

@@ -18,7 +18,7 @@ def test_padded_tokens_stay_within_the_budget():
     for budget in (256, 1000, 4096, 20000):
         for batch in plan_batches(lengths, token_budget=budget):
             assert batch.padded_length == lengths[batch.indices].max()
-            assert batch.padded_tokens <= budget
+            assert batch.tokens == lengths[batch.indices].sum() <= batch.padded_tokens <= budget
 
 
 def test_batches_are_as_full_as_the_budget_allows():
