@@ -8,11 +8,15 @@ about 1,200 characters and the usual properties. Every configuration runs in the
 so ratios compare like with like; with `--processes N` each configuration also runs in N
 processes at once, each with its own client and its own shard key.
 
+`--server store` runs the sandbox as the full run does instead (storing, persisting to a
+scratch folder): that measures the sandbox, one Python process, more than the client, and tells
+how far the full run's ingest numbers are the sandbox's.
+
 The first row is the path `write_objects` took up to commit 06c855a (batches cut by a JSON size
 estimate, each sent through weaviate-client's `insert_many`), kept here as the reference the
 hand-built requests are measured against.
 
-    python benchmarks/ingest_throughput.py --objects 20000 --processes 2
+    python benchmarks/ingest_throughput.py --objects 20000 --processes 2 [--server store]
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -33,7 +39,7 @@ import weaviate
 from weaviate.classes.data import DataObject
 
 from resources.weaviate.ingest import IngestObject, IngestPolicy, IngestReport, write_objects
-from resources.weaviate.schema import VECTOR_NAME
+from resources.weaviate.schema import VECTOR_NAME, ensure_collection
 
 Writer = Callable[[weaviate.collections.Collection, IngestReport, list[IngestObject],
                    IngestPolicy], None]  # fmt: skip
@@ -141,27 +147,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--objects", type=int, default=20_000, help="per process")
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--server", choices=["discard", "store"], default="discard")
     args = parser.parse_args()
     http_port, grpc_port = _free_port(), _free_port()
+    scratch = tempfile.mkdtemp(prefix="ingest-")
+    mode = ["--discard"] if args.server == "discard" else ["--data-dir", scratch]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "orchestration.cli",
-            "sandbox",
-            "--discard",
-            "--port",
-            str(http_port),
-            "--grpc-port",
-            str(grpc_port),
-        ],  # fmt: skip
+        [sys.executable, "-m", "orchestration.cli", "sandbox", *mode,
+         "--port", str(http_port), "--grpc-port", str(grpc_port)],
         stdout=subprocess.PIPE,
         text=True,
-    )
+    )  # fmt: skip
     try:
         assert server.stdout is not None
         server.stdout.readline()
         time.sleep(1.0)
+        if args.server == "store":
+            with weaviate.connect_to_local(port=http_port, grpc_port=grpc_port) as client:
+                ensure_collection(client, "Bench")
         context = multiprocessing.get_context("spawn")
         print(
             "| configuration | processes | objects | seconds | objects/s | per process | x base |"
@@ -186,6 +189,7 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=10)
         server.stdout.close()
+        shutil.rmtree(scratch)
 
 
 if __name__ == "__main__":
