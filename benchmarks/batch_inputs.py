@@ -25,6 +25,14 @@ from resources.embedding.planner import iter_batches  # noqa: E402
 from resources.embedding.tokenization import Tokenized  # noqa: E402
 
 
+def synthetic_rows(rows: int) -> Tokenized:
+    """Rows of 4 to 256 random token ids, the same every time."""
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(4, 257, size=rows).astype(np.int32)
+    ids = rng.integers(1000, 20000, size=int(lengths.sum())).astype(np.int32)
+    return Tokenized(ids=ids, lengths=lengths)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -32,10 +40,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(4, 257, size=args.rows).astype(np.int32)
-    ids = rng.integers(1000, 20000, size=int(lengths.sum())).astype(np.int32)
-    tokenized = Tokenized(ids=ids, lengths=lengths)
+    tokenized = synthetic_rows(args.rows)
+    lengths = tokenized.lengths
     offsets = tokenized.offsets
     tokens = int(lengths.sum())
     builds = {

@@ -24,11 +24,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.batch_inputs import synthetic_rows  # noqa: E402
 from benchmarks.embedding_shards import under_load  # noqa: E402
 from resources.embedding import inputs as inputs_module  # noqa: E402
 from resources.embedding.engine import EmbeddingEngine, EngineConfig  # noqa: E402
 from resources.embedding.model_source import DEFAULT_MODEL  # noqa: E402
-from resources.embedding.tokenization import Tokenized  # noqa: E402
 
 
 class PageableStarts(inputs_module.PackedInputs):
@@ -51,10 +51,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(4, 257, size=args.rows).astype(np.int32)
-    ids = rng.integers(1000, 20000, size=int(lengths.sum())).astype(np.int32)
-    tokenized = Tokenized(ids=ids, lengths=lengths)
+    tokenized = synthetic_rows(args.rows)
     engine = EmbeddingEngine(EngineConfig(model=args.model, device=args.device, packed=True))
     engine.prepare()
     pinned = inputs_module.PackedInputs
@@ -69,7 +66,7 @@ def main() -> None:
                 best[key] = min(best.get(key, float("inf")), result.stats.wall_seconds)
                 print(f"{key}: {result.stats.wall_seconds:.3f} s wall, "
                       f"{result.stats.gpu_seconds:.3f} s device", flush=True)  # fmt: skip
-    tokens = int(lengths.sum())
+    tokens = int(tokenized.lengths.sum())
     print(f"\n{engine.device}, {args.rows:,} rows, {tokens:,} tokens")
     print("| run | best wall s | tokens/s |")
     print("|---|---:|---:|")

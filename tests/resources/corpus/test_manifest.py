@@ -1,6 +1,5 @@
 """Registration reads only the files that changed since the last one, and ends as a full scan."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -8,10 +7,7 @@ import pytest
 import resources.corpus.manifest as manifest
 from resources.corpus.ids import owners
 from resources.corpus.manifest import load_manifest, manifest_stamp, problems_path, register_corpus
-
-
-def _write(path: Path, ids: list[str], text: str = "words") -> None:
-    path.write_text("".join(json.dumps({"id": i, "text": f"{text} {i}"}) + "\n" for i in ids))
+from tests.orchestration.conftest import write_docs
 
 
 @pytest.fixture
@@ -19,9 +15,9 @@ def corpus(tmp_path: Path) -> Path:
     """Three files; "shared" is in a.jsonl and again in c.jsonl, so a.jsonl owns it."""
     folder = tmp_path / "corpus"
     folder.mkdir()
-    _write(folder / "a.jsonl", ["a1", "shared", "a3"])
-    _write(folder / "b.jsonl", ["b1", "b2"])
-    _write(folder / "c.jsonl", ["c1", "shared"])
+    write_docs(folder / "a.jsonl", ["a1", "shared", "a3"])
+    write_docs(folder / "b.jsonl", ["b1", "b2"])
+    write_docs(folder / "c.jsonl", ["c1", "shared"])
     return folder
 
 
@@ -66,7 +62,7 @@ def test_only_a_changed_file_is_read_and_the_result_equals_a_full_scan(corpus, t
     data = tmp_path / "data"
     _register(corpus, data)
     before = _hashes(data)
-    _write(corpus / "b.jsonl", ["b1", "b2", "b3"], text="edited")
+    write_docs(corpus / "b.jsonl", ["b1", "b2", "b3"], text="edited")
 
     scan = _register(corpus, data)
 
@@ -84,7 +80,7 @@ def test_an_id_passes_to_its_next_occurrence_when_its_owner_file_drops_it(corpus
     data = tmp_path / "data"
     _register(corpus, data)
     assert owners(data, ["shared"]) == {"shared": ("a-s00000", "a.jsonl:line 2")}
-    _write(corpus / "a.jsonl", ["a1", "a3"])  # c.jsonl, unchanged, is not read again
+    write_docs(corpus / "a.jsonl", ["a1", "a3"])  # c.jsonl, unchanged, is not read again
 
     scan = _register(corpus, data)
 
@@ -96,7 +92,7 @@ def test_removed_and_added_files_are_reflected(corpus, tmp_path, scanned):
     data = tmp_path / "data"
     _register(corpus, data)
     (corpus / "a.jsonl").unlink()
-    _write(corpus / "d.jsonl", ["d1"])
+    write_docs(corpus / "d.jsonl", ["d1"])
 
     scan = _register(corpus, data)
 
