@@ -13,6 +13,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from orchestration.changes import slices
+from orchestration.partitions import run_shards
 
 SHARD_ASSET = AssetKey("corpus_shard")
 INDEX_ASSET = AssetKey("weaviate_index")
@@ -57,9 +58,9 @@ def indexed_hashes(instance: DagsterInstance, current: Mapping[str, str]) -> dic
     return hashes
 
 
-def partitions_in_flight(instance: DagsterInstance, job_name: str) -> set[str]:
-    """Shards that a queued or running run of the job is already indexing."""
-    runs = instance.get_runs(
-        filters=RunsFilter(job_name=job_name, statuses=list(IN_PROGRESS_RUN_STATUSES))
-    )
-    return {run.tags["dagster/partition"] for run in runs if "dagster/partition" in run.tags}
+def partitions_in_flight(instance: DagsterInstance) -> set[str]:
+    """Shards that a queued or running run is already working on: runs of `index_shards`, and
+    the runs of a backfill launched from the UI (the implicit asset job, over a range of shards
+    each)."""
+    runs = instance.get_runs(filters=RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)))
+    return {key for run in runs for key in run_shards(instance, run.tags)}

@@ -48,7 +48,7 @@ def build_index_schedule(cron: str = NIGHTLY) -> ScheduleDefinition:
         for part in slices([k for k in sorted(current) if k not in registered], _PARTITION_SLICE):
             instance.add_dynamic_partitions(shard_partitions.name, part)
         stale = compare_shards(indexed_hashes(instance, current), current).to_index
-        busy = partitions_in_flight(instance, index_shards.name)
+        busy = partitions_in_flight(instance)
         wanted = [key for key in stale if key not in busy]
         if not wanted:
             return SkipReason(

@@ -12,7 +12,6 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     DefaultSensorStatus,
-    PartitionKeyRange,
     RunConfig,
     RunFailureSensorContext,
     RunRequest,
@@ -21,7 +20,6 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    partition_loading_context,
     run_failure_sensor,
     sensor,
 )
@@ -36,7 +34,7 @@ from orchestration.changes import (
 )
 from orchestration.indexed import INDEX_ASSET, indexed_hashes
 from orchestration.jobs import index_shards, register_shards
-from orchestration.partitions import shard_partitions
+from orchestration.partitions import run_shards, shard_partitions
 from orchestration.removal import RemoveShardsConfig, remove_shards
 from resources.corpus.manifest import load_manifest, manifest_stamp
 from resources.corpus.reader import stat_corpus
@@ -156,16 +154,8 @@ def unfinished_partitions(instance: DagsterInstance, run: DagsterRun) -> list[st
     A run covers one partition, or a range of them when a backfill policy groups shards;
     shards that the run did index are not run again.
     """
-    tags = run.tags
-    if "dagster/partition" in tags:
-        keys = [tags["dagster/partition"]]
-    elif "dagster/asset_partition_range_start" in tags:
-        shard_range = PartitionKeyRange(
-            tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
-        )
-        with partition_loading_context(dynamic_partitions_store=instance):
-            keys = list(shard_partitions.get_partition_keys_in_range(shard_range))
-    else:
+    keys = run_shards(instance, run.tags)
+    if not keys:
         return []
     records = instance.get_records_for_run(
         run.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION

@@ -16,6 +16,10 @@ from dagster import (
     SkipReason,
     build_schedule_context,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
 
 from orchestration.schedules import NIGHTLY, build_index_schedule
 from resources.corpus.reader import scan_shards
@@ -109,3 +113,20 @@ def test_shards_already_being_indexed_are_left_to_their_run(instance, corpus) ->
     )
 
     assert night(instance, corpus) == ["a-s00001", "b-s00000"]
+
+
+def test_shards_of_a_backfill_run_in_flight_are_left_to_it(instance, corpus) -> None:
+    """A backfill from the UI runs the implicit asset job over a range of shards."""
+    night(instance, corpus)
+    instance.add_run(
+        DagsterRun(
+            job_name="__ASSET_JOB",
+            status=DagsterRunStatus.STARTED,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: "a-s00000",
+                ASSET_PARTITION_RANGE_END_TAG: "a-s00001",
+            },
+        )
+    )
+
+    assert night(instance, corpus) == ["b-s00000"]
