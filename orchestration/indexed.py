@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
+from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from orchestration.changes import slices
@@ -17,29 +18,37 @@ from orchestration.partitions import run_shards
 
 SHARD_ASSET = AssetKey("corpus_shard")
 INDEX_ASSET = AssetKey("weaviate_index")
-_PAGE = 1000
 _PARTITIONS_PER_QUERY = 500
 
 
-def _latest(instance: DagsterInstance, asset: AssetKey, keys: list[str]) -> dict[str, tuple]:
-    """partition -> (storage id, metadata) of its newest materialization."""
-    latest: dict[str, tuple] = {}
+def _latest(instance: DagsterInstance, asset: AssetKey, keys: list[str]) -> dict[str, int]:
+    """partition -> storage id of its newest materialization.
+
+    One grouped query per slice of partitions, whatever the history: a shard re-indexed every
+    night for a year has hundreds of materializations, and reading them all would make each
+    tick slower than the last.
+    """
+    latest: dict[str, int] = {}
     for part in slices(keys, _PARTITIONS_PER_QUERY):
-        cursor = None
-        while True:
-            result = instance.fetch_materializations(
-                AssetRecordsFilter(asset_key=asset, asset_partitions=part),
-                limit=_PAGE,
-                cursor=cursor,
+        latest.update(
+            instance.get_latest_storage_id_by_partition(
+                asset, DagsterEventType.ASSET_MATERIALIZATION, set(part)
             )
-            for record in result.records:
-                partition = record.partition_key
-                if partition is not None and partition not in latest:
-                    latest[partition] = (record.storage_id, record.asset_materialization.metadata)
-            if not result.has_more:
-                break
-            cursor = result.cursor
+        )
     return latest
+
+
+def _content_hashes(instance: DagsterInstance, storage_ids: list[int]) -> dict[int, str]:
+    """storage id -> the `source_content_hash` its `corpus_shard` materialization recorded."""
+    hashes: dict[int, str] = {}
+    for part in slices(storage_ids, _PARTITIONS_PER_QUERY):
+        records = instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=SHARD_ASSET, storage_ids=part), limit=len(part)
+        ).records
+        for record in records:
+            value = record.asset_materialization.metadata.get("source_content_hash")
+            hashes[record.storage_id] = str(getattr(value, "value", value or ""))
+    return hashes
 
 
 def indexed_hashes(instance: DagsterInstance, current: Mapping[str, str]) -> dict[str, str]:
@@ -47,15 +56,12 @@ def indexed_hashes(instance: DagsterInstance, current: Mapping[str, str]) -> dic
     keys = list(current)
     shards = _latest(instance, SHARD_ASSET, keys)
     index = _latest(instance, INDEX_ASSET, keys)
-    hashes = {}
-    for key in keys:
-        shard, indexed = shards.get(key), index.get(key)
-        if shard is None or indexed is None or indexed[0] < shard[0]:
-            hashes[key] = ""
-            continue
-        value = shard[1].get("source_content_hash")
-        hashes[key] = str(getattr(value, "value", value or ""))
-    return hashes
+    # Indexed: weaviate_index materialized after the shard's input was last read.
+    indexed = {
+        key: shards[key] for key in keys if key in shards and index.get(key, -1) > shards[key]
+    }
+    hashes = _content_hashes(instance, list(indexed.values()))
+    return {key: hashes.get(indexed[key], "") if key in indexed else "" for key in keys}
 
 
 def partitions_in_flight(instance: DagsterInstance) -> set[str]:
