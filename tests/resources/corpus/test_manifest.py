@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import resources.corpus.manifest as manifest
+import resources.corpus.parallel_scan as parallel_scan
 from resources.corpus.ids import owners
 from resources.corpus.manifest import load_manifest, manifest_stamp, problems_path, register_corpus
 from tests.orchestration.conftest import write_docs
@@ -25,13 +25,13 @@ def corpus(tmp_path: Path) -> Path:
 def scanned(monkeypatch) -> list[str]:
     """The names of the files registration reads, in order."""
     names: list[str] = []
-    original = manifest.scan_file
+    original = parallel_scan.scan_file
 
     def spy(source, *args):
         names.append(Path(source).name)
         return original(source, *args)
 
-    monkeypatch.setattr(manifest, "scan_file", spy)
+    monkeypatch.setattr(parallel_scan, "scan_file", spy)
     return names
 
 
