@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -59,7 +60,12 @@ class ParallelScans:
             writer.end_file(keep=True)
             return specs
         path, future = self._futures[source]
-        specs = future.result()
+        try:
+            specs = future.result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError(
+                f"the worker process reading {source} ended abruptly (killed, or out of memory)"
+            ) from exc
         writer.copy_file(source, path)
         path.unlink()
         return specs

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 
 import resources.corpus.parallel_scan as parallel_scan
-from resources.corpus.ids import owners
+from resources.corpus.ids import IdRegistryWriter, owners
 from resources.corpus.manifest import load_manifest, manifest_stamp, problems_path, register_corpus
+from resources.corpus.parallel_scan import ParallelScans
+from resources.corpus.reader import stat_corpus
 from tests.orchestration.conftest import write_docs
 
 
@@ -144,3 +146,15 @@ def test_files_read_by_worker_processes_register_as_one_pass_in_order_does(corpu
         _register(corpus, tmp_path / "strict", workers=2, strict=True)
     assert not (tmp_path / "strict" / "manifest" / "ids.sqlite").exists()
     assert [p.name for p in (tmp_path / "strict" / "manifest").iterdir()] == []
+
+
+def test_a_worker_process_that_dies_names_the_file_it_was_reading(corpus, tmp_path):
+    stamps = stat_corpus(str(corpus))
+    writer = IdRegistryWriter(tmp_path / "ids.sqlite")
+    with ParallelScans(stamps, str(corpus), 2, tmp_path, workers=2) as reads:
+        for process in reads._pool._processes.values():  # as the kernel's OOM killer would
+            process.kill()
+        with pytest.raises(RuntimeError, match="a.jsonl ended abruptly"):
+            reads.result(next(iter(stamps)), writer)
+    writer.abort()
+    assert not list(tmp_path.glob(".scan-*"))
