@@ -102,15 +102,14 @@ def test_a_shard_whose_run_failed_before_weaviate_is_launched_again(instance, co
     assert night(instance, corpus) == ["a-s00001"]
 
 
+def running(instance: DagsterInstance, job_name: str, tags: dict[str, str]) -> None:
+    """A run of the job that has started and not ended."""
+    instance.add_run(DagsterRun(job_name=job_name, status=DagsterRunStatus.STARTED, tags=tags))
+
+
 def test_shards_already_being_indexed_are_left_to_their_run(instance, corpus) -> None:
     night(instance, corpus)
-    instance.add_run(
-        DagsterRun(
-            job_name="index_shards",
-            status=DagsterRunStatus.STARTED,
-            tags={"dagster/partition": "a-s00000"},
-        )
-    )
+    running(instance, "index_shards", {"dagster/partition": "a-s00000"})
 
     assert night(instance, corpus) == ["a-s00001", "b-s00000"]
 
@@ -118,15 +117,7 @@ def test_shards_already_being_indexed_are_left_to_their_run(instance, corpus) ->
 def test_shards_of_a_backfill_run_in_flight_are_left_to_it(instance, corpus) -> None:
     """A backfill from the UI runs the implicit asset job over a range of shards."""
     night(instance, corpus)
-    instance.add_run(
-        DagsterRun(
-            job_name="__ASSET_JOB",
-            status=DagsterRunStatus.STARTED,
-            tags={
-                ASSET_PARTITION_RANGE_START_TAG: "a-s00000",
-                ASSET_PARTITION_RANGE_END_TAG: "a-s00001",
-            },
-        )
-    )
+    tags = {ASSET_PARTITION_RANGE_START_TAG: "a-s00000", ASSET_PARTITION_RANGE_END_TAG: "a-s00001"}
+    running(instance, "__ASSET_JOB", tags)
 
     assert night(instance, corpus) == ["b-s00000"]
