@@ -9,10 +9,11 @@ from orchestration.partitions import shard_partitions
 from tests.orchestration.conftest import write_docs
 
 
-def _register(instance, corpus, rescan: bool | None = None) -> dict:
-    config = {"ops": {"register_corpus_shards": {"config": {"rescan": rescan}}}}
+def _register(instance, corpus, rescan: bool = False) -> dict:
+    """One run of the job (with the op's default config unless `rescan`); its output metadata."""
+    config = {"ops": {"register_corpus_shards": {"config": {"rescan": True}}}} if rescan else None
     result = register_shards.execute_in_process(
-        instance=instance, resources={"corpus": corpus}, run_config=config if rescan else None
+        instance=instance, resources={"corpus": corpus}, run_config=config
     )
     [output] = [event for event in result.all_node_events if event.is_successful_output]
     return {key: value.value for key, value in output.step_output_data.metadata.items()}
