@@ -6,11 +6,12 @@ ended.
 
 On a GPU the engine does not wait for a batch it has just launched: inputs go through pinned
 memory with non-blocking copies (a copy from pageable memory would make the driver wait for the
-stream), outputs come back the same way, and results are collected `IN_FLIGHT` batches behind,
-so the next batches are built while the device works. Batches are packed (`inputs.py`) where
-variable-length attention runs; padded batches go through transformers' SDPA path, which checks
-on the device whether the mask masks anything, one synchronization per batch. Tokenizer worker
-processes run ahead of all of it.
+stream), outputs come back the same way, and up to `IN_FLIGHT` finished batches wait for a
+collector thread that puts their vectors into input order, while a builder thread prepares the
+next batch's inputs (`overlap.py`): the launching thread only launches. Batches are packed
+(`inputs.py`) where variable-length attention runs; padded batches go through transformers'
+SDPA path, which checks on the device whether the mask masks anything, one synchronization per
+batch. Tokenizer worker processes run ahead of all of it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
+from itertools import pairwise
 
 import numpy as np
 import torch
@@ -42,6 +44,7 @@ from resources.embedding.model import (
 )
 from resources.embedding.model_source import DEFAULT_MODEL
 from resources.embedding.oom import FaultHook, SplitOutcome, release_memory, run_splitting
+from resources.embedding.overlap import Collector, built_ahead
 from resources.embedding.planner import Batch, iter_batches
 from resources.embedding.probe import ProbeResult, forward_trial, search_budget
 from resources.embedding.stats import EmbeddingStats
@@ -50,6 +53,7 @@ from resources.embedding.tokenization import (
     TokenizerPool,
     checked,
     from_token_ids,
+    spare_cpu_set,
     tokenize,
     window_sizes,
 )
@@ -64,8 +68,8 @@ TOKENIZE_CHUNK = 2048
 MIN_TOKENIZE_CHUNK = 128
 FIRST_WINDOW = 4096
 LARGEST_WINDOW = 65536
-# Batches launched on the GPU but not yet collected: a few, so that when the launching thread
-# loses its core for a moment (a busy host), the GPU still has queued work.
+# Batches launched on the GPU whose vectors wait for the collector: a few, so that when the
+# launching thread loses its core for a moment (a busy host), the GPU still has queued work.
 IN_FLIGHT = 4
 
 
@@ -136,6 +140,7 @@ class EmbeddingEngine:
             packing_supported(self.device, self.dtype) if config.packed is None else config.packed
         )
         self._pool: TokenizerPool | None = None
+        self._builder_pool: ThreadPoolExecutor | None = None
         self._controller: BudgetController | None = None
         self._loaded_budget: int | None = None
 
@@ -200,6 +205,9 @@ class EmbeddingEngine:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        if self._builder_pool is not None:
+            self._builder_pool.shutdown()
+            self._builder_pool = None
 
     # -- budget ---------------------------------------------------------------------------
 
@@ -271,6 +279,13 @@ class EmbeddingEngine:
         # The CPU path needs every core for the forward pass; a GPU needs the CPUs to keep up.
         return max(1, min(16, (os.cpu_count() or 2) - 1)) if self._cuda else 0
 
+    def _tokenizer_pool(self) -> TokenizerPool:
+        if self._pool is None:
+            # On a GPU the workers keep off one CPU, which the launching thread then has alone.
+            cpus = spare_cpu_set() if self._cuda else None
+            self._pool = TokenizerPool(self.config.model, self.max_length, self._workers(), cpus)
+        return self._pool
+
     def _text_windows(self, texts: Sequence[str]) -> Iterator[tuple[int, Tokenized]]:
         workers = self._workers()
         windows = list(window_sizes(len(texts), FIRST_WINDOW, LARGEST_WINDOW))
@@ -278,16 +293,13 @@ class EmbeddingEngine:
             for start, end in windows:
                 yield start, tokenize(self.config.model, self.max_length, texts[start:end])
             return
-        if self._pool is None:
-            self._pool = TokenizerPool(self.config.model, self.max_length, workers)
+        pool = self._tokenizer_pool()
         # Everything is queued at once; workers finish windows while the device runs earlier
         # ones. Each window is split over all workers, so the first one is ready quickly.
         futures: list[tuple[int, list[Future[Tokenized]]]] = []
         for start, end in windows:
             step = max(MIN_TOKENIZE_CHUNK, min(TOKENIZE_CHUNK, -(-(end - start) // workers)))
-            parts = [
-                self._pool.submit(texts[i : min(end, i + step)]) for i in range(start, end, step)
-            ]
+            parts = [pool.submit(texts[i : min(end, i + step)]) for i in range(start, end, step)]
             futures.append((start, parts))
         for start, parts in futures:
             yield start, Tokenized.concat([part.result() for part in parts])
@@ -308,10 +320,8 @@ class EmbeddingEngine:
 
     def warm_up(self) -> None:
         """Start tokenizer workers and run first batches, so timing excludes one-off costs."""
-        if self._workers() > 0 and self._pool is None:
-            self._pool = TokenizerPool(self.config.model, self.max_length, self._workers())
-        if self._pool is not None:
-            self._pool.warm_up()
+        if self._workers() > 0:
+            self._tokenizer_pool().warm_up()
         self.prepare()
         self.embed(["warm up"] * 8)
 
@@ -322,6 +332,12 @@ class EmbeddingEngine:
             return torch.cuda.nvtx.range
         return lambda _name: nullcontext()
 
+    def _builder(self) -> ThreadPoolExecutor | None:
+        """The thread that builds the next batch's inputs on a GPU (the CPU runs them inline)."""
+        if self._cuda and self._builder_pool is None:
+            self._builder_pool = ThreadPoolExecutor(1, thread_name_prefix="embedding-inputs")
+        return self._builder_pool
+
     def _inputs(self, tokenized: Tokenized, offsets: np.ndarray, batch: Batch) -> BatchInputs:
         if self.packed:
             return PackedInputs(tokenized, offsets, batch, pin=self._cuda)
@@ -330,15 +346,12 @@ class EmbeddingEngine:
 
     def _embed_batch(
         self,
-        tokenized: Tokenized,
-        offsets: np.ndarray,
-        batch: Batch,
+        inputs: BatchInputs,
         controller: BudgetController,
         stats: EmbeddingStats,
         timings: list[tuple[torch.cuda.Event, torch.cuda.Event]],
     ) -> SplitOutcome[torch.Tensor]:
         """One planned batch through the OOM policy; on a GPU the results may still be in flight."""
-        inputs = self._inputs(tokenized, offsets, batch)
         mark = self._ranges()
 
         def forward(start: int, end: int) -> torch.Tensor:
@@ -375,7 +388,7 @@ class EmbeddingEngine:
                 budget,
             )
 
-        return run_splitting(batch.rows, forward, fallback, on_oom)
+        return run_splitting(inputs.batch.rows, forward, fallback, on_oom)
 
     def _run(self, windows: Iterator[tuple[int, Tokenized]], count: int) -> EmbeddingResult:
         started = time.perf_counter()
@@ -392,64 +405,64 @@ class EmbeddingEngine:
             torch.cuda.reset_peak_memory_stats(device)
             base_bytes = torch.cuda.memory_allocated(device)
             capacity = self._capacity_bytes()
-        in_flight: deque[tuple[torch.cuda.Event | None, list[torch.Tensor], np.ndarray]] = deque()
         timings: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
 
-        def collect(keep: int) -> None:
-            while len(in_flight) > keep:
-                done, pieces, rows = in_flight.popleft()
-                if done is not None:
-                    done.synchronize()
-                vectors[rows] = torch.cat(pieces).numpy()
+        def budget() -> int:
+            # The planner asks once per batch, so this records the budget each batch was cut with.
+            stats.budgets.append(controller.current)
+            return controller.current
 
         window_iter = iter(windows)
-        while True:
-            waited = time.perf_counter()
-            with mark("tokenize-wait"):
-                item = next(window_iter, None)
-            stats.tokenize_wait_seconds += time.perf_counter() - waited
-            if item is None:
-                break
-            offset, tokenized = item
-            stats.tokens += int(tokenized.lengths.sum())
-            stats.tokenize_seconds += tokenized.seconds
-            offsets = tokenized.offsets
-            for batch in iter_batches(
-                tokenized.lengths,
-                lambda: controller.current,
-                max_rows=self.config.batch_size,
-                # Tensor cores want padded widths in multiples of 8; packed rows have no width.
-                pad_multiple=8 if cuda and not self.packed else 1,
-                limit=self.max_length,
-            ):
-                stats.budgets.append(controller.current)
-                outcome = self._embed_batch(tokenized, offsets, batch, controller, stats, timings)
-                rows = offset + batch.indices
-                for row in outcome.fallback_rows:
-                    logger.warning(
-                        "text %d embedded on the CPU: it alone ran out of memory", int(rows[row])
-                    )
-                    stats.cpu_fallback_indices.append(int(rows[row]))
-                stats.ooms_recovered += outcome.ooms
-                stats.batches += 1
-                stats.padded_tokens += batch.tokens if self.packed else batch.padded_tokens
-                if cuda:
-                    done = torch.cuda.Event()
-                    done.record()
-                    in_flight.append((done, outcome.pieces, rows))
-                    peak = torch.cuda.max_memory_allocated(device)
-                    stats.peak_gpu_memory_bytes = max(stats.peak_gpu_memory_bytes, peak)
-                    if outcome.ooms == 0:
-                        controller.on_success(batch.padded_tokens, peak, base_bytes, capacity)
-                    torch.cuda.reset_peak_memory_stats(device)
-                    collect(IN_FLIGHT)
-                else:
-                    in_flight.append((None, outcome.pieces, rows))
-                    collect(0)
-        collect(0)
+        with Collector(vectors, IN_FLIGHT, threaded=cuda) as collector:
+            while True:
+                waited = time.perf_counter()
+                with mark("tokenize-wait"):
+                    item = next(window_iter, None)
+                stats.tokenize_wait_seconds += time.perf_counter() - waited
+                if item is None:
+                    break
+                offset, tokenized = item
+                stats.tokens += int(tokenized.lengths.sum())
+                stats.tokenize_seconds += tokenized.seconds
+                offsets = tokenized.offsets
+                batches = iter_batches(
+                    tokenized.lengths,
+                    budget,
+                    max_rows=self.config.batch_size,
+                    # Tensor cores want padded widths in multiples of 8; packed rows have none.
+                    pad_multiple=8 if cuda and not self.packed else 1,
+                    limit=self.max_length,
+                )
+                build = partial(self._inputs, tokenized, offsets)
+                for batch, inputs in built_ahead(batches, build, self._builder()):
+                    outcome = self._embed_batch(inputs, controller, stats, timings)
+                    rows = offset + batch.indices
+                    for row in outcome.fallback_rows:
+                        logger.warning(
+                            "text %d embedded on the CPU: it alone ran out of memory",
+                            int(rows[row]),
+                        )
+                        stats.cpu_fallback_indices.append(int(rows[row]))
+                    stats.ooms_recovered += outcome.ooms
+                    stats.batches += 1
+                    stats.padded_tokens += batch.tokens if self.packed else batch.padded_tokens
+                    done = None
+                    if cuda:
+                        done = torch.cuda.Event()
+                        done.record()
+                        peak = torch.cuda.max_memory_allocated(device)
+                        stats.peak_gpu_memory_bytes = max(stats.peak_gpu_memory_bytes, peak)
+                        if outcome.ooms == 0:
+                            controller.on_success(batch.padded_tokens, peak, base_bytes, capacity)
+                        torch.cuda.reset_peak_memory_stats(device)
+                    collector.put(done, outcome.pieces, rows)
         if cuda:
             torch.cuda.synchronize(device)
             stats.gpu_seconds = sum(b.elapsed_time(e) for b, e in timings) / 1000.0
+            # A batch's start event runs as soon as the previous batch ends unless the host had
+            # not launched it yet: the gap is time the device waited for the host.
+            gaps = (ended.elapsed_time(began) for (_, ended), (began, _) in pairwise(timings))
+            stats.gpu_idle_seconds = sum(max(0.0, gap) for gap in gaps) / 1000.0
             self._remember_budget(controller)
         stats.final_budget = controller.current
         stats.wall_seconds = time.perf_counter() - started

@@ -15,8 +15,9 @@ class EmbeddingStats:
     parallel with the device); `tokenize_wait_seconds` is how long the device loop waited for
     it, the number that says whether tokenization is the bottleneck. `gpu_seconds` is the time
     of the model's batches on the device in use (CUDA events on a GPU, wall time on the CPU),
-    copies and pooling included. Packed batches carry no padding: their `padded_tokens` are the
-    tokens themselves.
+    copies and pooling included; `gpu_idle_seconds` is how long the GPU sat idle between one
+    batch and the next, the number that says whether the launching host keeps up. Packed
+    batches carry no padding: their `padded_tokens` are the tokens themselves.
     """
 
     device: str
@@ -34,6 +35,7 @@ class EmbeddingStats:
     tokenize_seconds: float = 0.0
     tokenize_wait_seconds: float = 0.0
     gpu_seconds: float = 0.0
+    gpu_idle_seconds: float = 0.0
     wall_seconds: float = 0.0
 
     @property
@@ -82,6 +84,7 @@ class EmbeddingStats:
             total.tokenize_seconds += part.tokenize_seconds
             total.tokenize_wait_seconds += part.tokenize_wait_seconds
             total.gpu_seconds += part.gpu_seconds
+            total.gpu_idle_seconds += part.gpu_idle_seconds
         return total
 
     def as_metadata(self) -> dict[str, float | int | str]:
@@ -101,6 +104,7 @@ class EmbeddingStats:
             "tokenize_seconds": round(self.tokenize_seconds, 4),
             "tokenize_wait_seconds": round(self.tokenize_wait_seconds, 4),
             "gpu_seconds": round(self.gpu_seconds, 4),
+            "gpu_idle_seconds": round(self.gpu_idle_seconds, 4),
             "wall_seconds": round(self.wall_seconds, 4),
             "tokens_per_second": round(self.tokens_per_second, 1),
             "texts_per_second": round(self.texts_per_second, 1),

@@ -115,5 +115,6 @@ def test_adaptive_budget_grows_and_is_remembered(tmp_path):
     print("adaptive run:", out.stats.as_metadata())
     assert out.stats.budgets[0] == 1024
     assert out.stats.final_budget > 1024
+    assert 0.0 <= out.stats.gpu_idle_seconds < out.stats.wall_seconds
     learned = engine.learned.load(engine.budget_key())
     assert learned is not None and learned.source == "adaptive"

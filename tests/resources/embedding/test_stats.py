@@ -36,6 +36,7 @@ def test_metadata_is_flat_and_numeric_where_possible():
         "peak_gpu_memory_bytes",
         "tokenize_seconds",
         "gpu_seconds",
+        "gpu_idle_seconds",
         "device",
         "dtype",
     } <= meta.keys()

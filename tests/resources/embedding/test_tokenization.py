@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 from transformers import AutoTokenizer
@@ -7,6 +9,7 @@ from resources.embedding.tokenization import (
     Tokenized,
     TokenizerPool,
     from_token_ids,
+    spare_cpu_set,
     tokenize,
     window_sizes,
 )
@@ -57,3 +60,22 @@ def test_worker_processes_give_the_same_ids():
     finally:
         pool.close()
     assert rows(from_worker) == rows(tokenize(DEFAULT_MODEL, 64, TEXTS))
+
+
+def test_workers_stay_on_the_cpus_they_are_given():
+    cpu = min(os.sched_getaffinity(0))
+    pool = TokenizerPool(DEFAULT_MODEL, 64, workers=1, cpus=[cpu])
+    try:
+        assert rows(pool.submit(TEXTS).result(timeout=120)) == rows(
+            tokenize(DEFAULT_MODEL, 64, TEXTS)
+        )
+        assert pool._executor.submit(os.sched_getaffinity, 0).result(timeout=60) == {cpu}
+    finally:
+        pool.close()
+
+
+def test_one_cpu_is_left_to_the_launching_thread_where_there_are_four_or_more(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {3, 0, 2, 1})
+    assert spare_cpu_set() == [1, 2, 3]
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1})
+    assert spare_cpu_set() is None
