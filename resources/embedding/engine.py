@@ -390,6 +390,20 @@ class EmbeddingEngine:
 
         return run_splitting(inputs.batch.rows, forward, fallback, on_oom)
 
+    def _waited_for(
+        self, windows: Iterator[tuple[int, Tokenized]], stats: EmbeddingStats
+    ) -> Iterator[tuple[int, Tokenized]]:
+        """The windows, with the time spent waiting for each counted as `tokenize_wait_seconds`."""
+        mark = self._ranges()
+        while True:
+            waited = time.perf_counter()
+            with mark("tokenize-wait"):
+                item = next(windows, None)
+            stats.tokenize_wait_seconds += time.perf_counter() - waited
+            if item is None:
+                return
+            yield item
+
     def _run(self, windows: Iterator[tuple[int, Tokenized]], count: int) -> EmbeddingResult:
         started = time.perf_counter()
         stats = EmbeddingStats(
@@ -397,7 +411,6 @@ class EmbeddingEngine:
         )
         vectors = np.empty((count, self.dimension), dtype=np.float32)
         controller = self._budget_controller()
-        mark = self._ranges()
         cuda = self._cuda
         device = self.device
         base_bytes = capacity = 0
@@ -412,16 +425,8 @@ class EmbeddingEngine:
             stats.budgets.append(controller.current)
             return controller.current
 
-        window_iter = iter(windows)
         with Collector(vectors, IN_FLIGHT, threaded=cuda) as collector:
-            while True:
-                waited = time.perf_counter()
-                with mark("tokenize-wait"):
-                    item = next(window_iter, None)
-                stats.tokenize_wait_seconds += time.perf_counter() - waited
-                if item is None:
-                    break
-                offset, tokenized = item
+            for offset, tokenized in self._waited_for(windows, stats):
                 stats.tokens += int(tokenized.lengths.sum())
                 stats.tokenize_seconds += tokenized.seconds
                 offsets = tokenized.offsets
