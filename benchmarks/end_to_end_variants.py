@@ -20,11 +20,13 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.embedding_throughput import fastest  # noqa: E402
 from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
 from resources.embedding.engine import EmbeddingEngine, EngineConfig  # noqa: E402
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
@@ -46,15 +48,12 @@ def measure(args: argparse.Namespace, variant: str, texts: list[str]) -> Embeddi
     engine.warm_up()
     if variant == "stage":
         tokens = tokenize(args.model, engine.max_length, texts)
-        engine.embed_tokenized(tokens)
+        call = partial(engine.embed_tokenized, tokens)
     else:
-        engine.embed(texts)
+        call = partial(engine.embed, texts)
+    call()
     print(f"{variant}: warm-up and first call {time.perf_counter() - began:.1f} s", flush=True)
-    calls = [
-        (engine.embed_tokenized(tokens) if variant == "stage" else engine.embed(texts)).stats
-        for _ in range(args.repeat)
-    ]
-    best = min(calls, key=lambda stats: stats.wall_seconds)
+    best = fastest(call, args.repeat).stats
     print(f"{variant}: {best.as_metadata()}", flush=True)
     engine.close()
     return best

@@ -47,6 +47,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +148,12 @@ def run_backfill(
     return time.perf_counter() - started, launched
 
 
-def run_phases(instance: DagsterInstance, runs: list, launched: dict[str, float]) -> dict:
+def run_phases(
+    instance: DagsterInstance,
+    runs: list,
+    runs_steps: list[list[tuple[float, float, str]]],
+    launched: dict[str, float],
+) -> dict:
     """Mean seconds per run from its process's start to its end, phase by phase.
 
     `start-up` is the process start to the run's start (interpreter, imports, definitions);
@@ -159,13 +165,8 @@ def run_phases(instance: DagsterInstance, runs: list, launched: dict[str, float]
     def add(name: str, seconds: float) -> None:
         phases[name] = phases.get(name, 0.0) + max(0.0, seconds)
 
-    for run in runs:
+    for run, steps in zip(runs, runs_steps, strict=True):
         stats = instance.get_run_stats(run.run_id)
-        steps = sorted(
-            (step.start_time, step.end_time, step.step_key.split("[")[0])
-            for step in instance.get_run_step_stats(run.run_id)
-            if step.start_time and step.end_time
-        )
         add("start-up", stats.start_time - launched[run.tags[ASSET_PARTITION_RANGE_START_TAG]])
         ended = stats.start_time
         for began, finished, name in steps:
@@ -200,13 +201,22 @@ def _union_seconds(intervals: list[tuple[float, float]]) -> float:
     return total
 
 
-def _step_intervals(instance: DagsterInstance, runs: list) -> dict[str, list[tuple[float, float]]]:
+def _finished_steps(instance: DagsterInstance, run) -> list[tuple[float, float, str]]:
+    """(start, end, step name) of a run's finished steps, in start order."""
+    return sorted(
+        (step.start_time, step.end_time, step.step_key.split("[")[0])
+        for step in instance.get_run_step_stats(run.run_id)
+        if step.start_time and step.end_time
+    )
+
+
+def _step_intervals(
+    runs_steps: Iterable[list[tuple[float, float, str]]],
+) -> dict[str, list[tuple[float, float]]]:
     steps: dict[str, list[tuple[float, float]]] = {}
-    for run in runs:
-        for step in instance.get_run_step_stats(run.run_id):
-            if step.start_time and step.end_time:
-                name = step.step_key.split("[")[0]
-                steps.setdefault(name, []).append((step.start_time, step.end_time))
+    for run_steps in runs_steps:
+        for began, ended, name in run_steps:
+            steps.setdefault(name, []).append((began, ended))
     return steps
 
 
@@ -239,7 +249,8 @@ def measure(
     ]
     busy = _union_seconds(work)
     runs = instance.get_runs(filters=RunsFilter(job_name="index_shards"))
-    steps = _step_intervals(instance, runs)
+    runs_steps = [_finished_steps(instance, run) for run in runs]
+    steps = _step_intervals(runs_steps)
     gpu_steps = steps.get("embeddings", [])
     first, last = min(a for a, _ in gpu_steps), max(b for _, b in gpu_steps)
     window = last - first
@@ -274,7 +285,7 @@ def measure(
             name: round(sum(b - a for a, b in spans), 2) for name, spans in sorted(steps.items())
         },
         "concurrent_runs": concurrent,
-        "per_run_phases": run_phases(instance, runs, launched),
+        "per_run_phases": run_phases(instance, runs, runs_steps, launched),
     }
 
 

@@ -53,25 +53,16 @@ def test_windows_double_up_to_the_largest_and_shrink_towards_the_end():
     assert list(window_sizes(0, first=10, largest=40)) == []
 
 
-def test_worker_processes_give_the_same_ids():
-    pool = TokenizerPool(DEFAULT_MODEL, 64, workers=1)
-    try:
-        from_worker = pool.submit(TEXTS).result(timeout=120)
-    finally:
-        pool.close()
-    assert rows(from_worker) == rows(tokenize(DEFAULT_MODEL, 64, TEXTS))
-
-
-def test_workers_stay_on_the_cpus_they_are_given():
+def test_worker_processes_give_the_same_ids_on_the_cpus_they_are_given():
     cpu = min(os.sched_getaffinity(0))
     pool = TokenizerPool(DEFAULT_MODEL, 64, workers=1, cpus=[cpu])
     try:
-        assert rows(pool.submit(TEXTS).result(timeout=120)) == rows(
-            tokenize(DEFAULT_MODEL, 64, TEXTS)
-        )
-        assert pool._executor.submit(os.sched_getaffinity, 0).result(timeout=60) == {cpu}
+        from_worker = pool.submit(TEXTS).result(timeout=120)
+        worker_cpus = pool._executor.submit(os.sched_getaffinity, 0).result(timeout=60)
     finally:
         pool.close()
+    assert rows(from_worker) == rows(tokenize(DEFAULT_MODEL, 64, TEXTS))
+    assert worker_cpus == {cpu}
 
 
 def test_one_cpu_is_left_to_the_launching_thread_where_there_are_four_or_more(monkeypatch):
