@@ -6,11 +6,12 @@ checkpoint: its stage file or Weaviate state is complete before the next shard s
 re-executed run skips the GPU and Weaviate work of shards that were already finished.
 """
 
+import multiprocessing
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult
@@ -29,37 +30,65 @@ CPU_STAGE_NICENESS = int(os.environ.get("CPU_STAGE_NICENESS", "10"))
 Metadata = dict[str, object]
 
 
-@contextmanager
-def _at_niceness(
-    work: Callable[[str], Metadata], niceness: int
-) -> Iterator[Callable[[str], Metadata]]:
-    """`work` itself, or `work` run on a thread of its own at `niceness` (Linux only).
+def _chunk_processes() -> int:
+    """A quarter of the machine's CPUs: several runs chunk at once in a backfill wave."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // 4)
 
-    A thread, because Linux keeps a nice value per thread and an unprivileged process cannot
-    lower it again: the run's later steps, in the same process, keep normal priority. Threads
-    the work starts (ingest requests, Arrow's pool) inherit it.
+
+# Worker processes a chunks step cuts its shards in (CHUNK_PROCESSES; 1 cuts them in the step's
+# own process).
+CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or _chunk_processes()
+
+
+def _lower_priority(niceness: int) -> None:
+    if niceness > 0 and sys.platform == "linux":
+        os.nice(niceness)
+
+
+@contextmanager
+def _mapped(
+    work: Callable[[str], Metadata], niceness: int, processes: int
+) -> Iterator[Callable[[list[str]], Iterator[Metadata]]]:
+    """A map of `work` over keys that yields each key's metadata in key order.
+
+    With `processes` > 1, `work` runs in that many spawned worker processes (it must pickle).
+    Otherwise it runs in this process, on a thread of its own at `niceness` (Linux only): Linux
+    keeps a nice value per thread and an unprivileged process cannot lower it again, so the
+    run's later steps, in the same process, keep normal priority. Threads the work starts
+    (ingest requests, Arrow's pool) inherit it, and so do worker processes.
     """
-    if niceness <= 0 or sys.platform != "linux":
-        yield work
-        return
-    with ThreadPoolExecutor(1, "cpu-stage", initializer=os.nice, initargs=(niceness,)) as pool:
-        yield lambda key: pool.submit(work, key).result()
+    if processes > 1:
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            processes, spawn, initializer=_lower_priority, initargs=(niceness,)
+        ) as pool:
+            yield lambda keys: pool.map(work, keys)
+    elif niceness <= 0 or sys.platform != "linux":
+        yield lambda keys: map(work, keys)
+    else:
+        with ThreadPoolExecutor(1, "cpu-stage", initializer=os.nice, initargs=(niceness,)) as pool:
+            # One shard at a time: a failed shard stops the step before the next one starts.
+            yield lambda keys: (pool.submit(work, key).result() for key in keys)
 
 
 def for_each_shard(
-    context: AssetExecutionContext, work: Callable[[str], Metadata], niceness: int = 0
+    context: AssetExecutionContext,
+    work: Callable[[str], Metadata],
+    niceness: int = 0,
+    processes: int = 1,
 ) -> MaterializeResult:
     """Run `work` for every partition key of the run, logging progress at a steady pace.
 
     Each shard's metadata goes on its own partition's materialization, so the UI's plots across
     partitions show a shard's own numbers also when a backfill run covered several shards.
-    With `niceness`, the work runs at that lower priority (see `CPU_STAGE_NICENESS`).
+    With `niceness`, the work runs at that lower priority (see `CPU_STAGE_NICENESS`); with
+    `processes`, several shards at once in worker processes, still reported in key order.
     """
-    with _at_niceness(work, niceness) as run:
-        keys = context.partition_keys
+    keys = context.partition_keys
+    with _mapped(work, niceness, min(processes, len(keys))) as mapped:
         started = last_log = time.monotonic()
-        for done, key in enumerate(keys, start=1):
-            metadata = run(key)
+        for done, (key, metadata) in enumerate(zip(keys, mapped(keys), strict=True), start=1):
             if len(keys) == 1:
                 return MaterializeResult(metadata=metadata)
             context.add_asset_metadata(metadata, partition_key=key)

@@ -81,6 +81,7 @@ def _environment(args: argparse.Namespace, out: Path, http: int, grpc: int) -> d
         CORPUS_PATH=str(out / "corpus"),
         SHARD_SIZE=str(args.shard_size),
         SHARDS_PER_RUN=str(args.shards_per_run),
+        CHUNK_PROCESSES=str(args.chunk_processes),
         EMBEDDING_DEVICE=args.device,
         WEAVIATE_COLLECTION="FullRun",
         HF_HUB_OFFLINE="1",
@@ -318,6 +319,9 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--shards-per-run", type=int, default=8)
     parser.add_argument("--concurrent-runs", type=int, default=1)
+    parser.add_argument(
+        "--chunk-processes", type=int, default=0, help="CHUNK_PROCESSES (0: the asset's default)"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--weaviate-url", default=None, help="a real Weaviate (default: sandbox)")
     parser.add_argument("--out", type=Path, default=Path(".data/full-run"))

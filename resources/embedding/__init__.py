@@ -1,48 +1,25 @@
 """The GPU embedding engine and its Dagster resource.
 
 The core (planner, budget controller, OOM policy, engine) is plain Python and torch and imports
-no Dagster; `EmbeddingResource` is imported lazily so the core also runs where Dagster is not
-installed (a bare GPU machine running the benchmark).
+no Dagster, so it also runs where Dagster is not installed (a bare GPU machine running the
+benchmark). The names below are imported on first use: a process that needs only this package's
+WordPiece path (a chunking worker) does not pay for importing torch and transformers.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from resources.embedding.budget import BudgetController
-from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
-from resources.embedding.oom import OomAboveTokens, OomFirstCalls, is_oom, run_splitting
-from resources.embedding.planner import Batch, iter_batches, length_order, plan_batches
-from resources.embedding.probe import ProbeResult, Trial, search_budget
-from resources.embedding.stats import EmbeddingStats
-
 if TYPE_CHECKING:
+    from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
     from resources.embedding.resource import EmbeddingResource
 
-__all__ = [
-    "Batch",
-    "BudgetController",
-    "EmbeddingEngine",
-    "EmbeddingResource",
-    "EmbeddingResult",
-    "EmbeddingStats",
-    "EngineConfig",
-    "OomAboveTokens",
-    "OomFirstCalls",
-    "ProbeResult",
-    "Trial",
-    "is_oom",
-    "iter_batches",
-    "length_order",
-    "plan_batches",
-    "run_splitting",
-    "search_budget",
-]
+__all__ = ["EmbeddingEngine", "EmbeddingResource", "EmbeddingResult", "EngineConfig"]
+_HOMES = {"EmbeddingResource": "resource"}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "EmbeddingResource":
-        from resources.embedding.resource import EmbeddingResource
-
-        return EmbeddingResource
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_HOMES.get(name, 'engine')}"), name)

@@ -52,3 +52,25 @@ def test_a_failing_shard_fails_the_step_with_its_own_error():
 
     with pytest.raises(ValueError, match="broken record 7"):
         for_each_shard(Context(["good", "bad"]), work, niceness=5)
+
+
+def where_it_ran(key):
+    """Module level, so that spawned worker processes can unpickle it."""
+    if key == "bad":
+        raise ValueError("shard bad: broken record 7")
+    return {"key": key, "pid": os.getpid(), "niceness": os.nice(0)}
+
+
+def test_shards_cut_in_worker_processes_report_in_key_order():
+    context = Context(["c", "a", "b"])
+    for_each_shard(context, where_it_ran, niceness=5, processes=2)
+    assert [m["key"] for m in context.metadata.values()] == ["c", "a", "b"]
+    pids = {m["pid"] for m in context.metadata.values()}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    if sys.platform == "linux":
+        assert {m["niceness"] for m in context.metadata.values()} == {min(19, os.nice(0) + 5)}
+
+
+def test_a_failing_shard_in_a_worker_process_fails_the_step_with_its_own_error():
+    with pytest.raises(ValueError, match="broken record 7"):
+        for_each_shard(Context(["good", "bad", "later"]), where_it_ran, processes=2)
