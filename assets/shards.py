@@ -41,11 +41,6 @@ def _chunk_processes() -> int:
 CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or _chunk_processes()
 
 
-def _lower_priority(niceness: int) -> None:
-    if niceness > 0 and sys.platform == "linux":
-        os.nice(niceness)
-
-
 @contextmanager
 def _mapped(
     work: Callable[[str], Metadata], niceness: int, processes: int
@@ -58,13 +53,14 @@ def _mapped(
     run's later steps, in the same process, keep normal priority. Threads the work starts
     (ingest requests, Arrow's pool) inherit it, and so do worker processes.
     """
+    lower = niceness > 0 and sys.platform == "linux"
     if processes > 1:
+        # `os.nice` itself as the initializer: a worker imports only what `work` needs.
         spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            processes, spawn, initializer=_lower_priority, initargs=(niceness,)
-        ) as pool:
+        nice = {"initializer": os.nice, "initargs": (niceness,)} if lower else {}
+        with ProcessPoolExecutor(processes, spawn, **nice) as pool:
             yield lambda keys: pool.map(work, keys)
-    elif niceness <= 0 or sys.platform != "linux":
+    elif not lower:
         yield lambda keys: map(work, keys)
     else:
         with ThreadPoolExecutor(1, "cpu-stage", initializer=os.nice, initargs=(niceness,)) as pool:

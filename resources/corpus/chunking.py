@@ -8,11 +8,11 @@ begins or ends inside a word piece, so its text re-tokenizes to the same ids tha
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from tokenizers import Encoding, Tokenizer
-from weaviate.util import generate_uuid5
 
 from resources.corpus.records import Document
 from resources.embedding.wordpiece import AsciiWordPiece, WordTokens
@@ -46,8 +46,12 @@ class Chunk:
 
 
 def chunk_uuid(doc_id: str, chunk_index: int) -> str:
-    """Deterministic object id: a re-run overwrites the same object instead of adding one."""
-    return generate_uuid5(f"{doc_id}:{chunk_index}")
+    """Deterministic object id: a re-run overwrites the same object instead of adding one.
+
+    The id weaviate-client's `generate_uuid5` gives (uuid5 in the DNS namespace), computed with
+    the standard library so that chunking workers need not import the client (0.8 s each).
+    """
+    return str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{doc_id}:{chunk_index}"))
 
 
 def _word_tokens(encoding: Encoding) -> WordTokens:

@@ -1,4 +1,5 @@
 import pytest
+from weaviate.util import generate_uuid5
 
 from resources.corpus.chunking import Chunker, ChunkingConfig, chunk_uuid, windows
 from resources.corpus.records import Document
@@ -86,3 +87,7 @@ def test_the_ascii_path_cuts_exactly_the_chunks_the_library_does(tokenizer, conf
     library._fast = None
     assert fast._fast is not None
     assert list(fast.chunk(documents)) == list(library.chunk(documents))
+
+
+def test_chunk_ids_are_the_ones_weaviate_client_generates():
+    assert chunk_uuid("doc-7", 3) == generate_uuid5("doc-7:3")
