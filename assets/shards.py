@@ -16,9 +16,11 @@ from contextlib import contextmanager
 
 from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult
 
-# Shards per backfill run: enough to spread a run's start-up, few enough that a failed run
-# leaves little to redo. Set SHARDS_PER_RUN to change it.
-SHARDS_PER_RUN = int(os.environ.get("SHARDS_PER_RUN", "8"))
+# Shards per backfill run: enough to spread a run's start-up (about 20 s on a busy machine), few
+# enough that a failed run leaves little to redo. On one H100 machine, runs of 16 left 9.6% of a
+# backfill's wall time to orchestration and runs of 8 left 15 to 20% (BENCHMARKS.md, "The full
+# run on one H100"). Set SHARDS_PER_RUN to change it.
+SHARDS_PER_RUN = int(os.environ.get("SHARDS_PER_RUN", "16"))
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN)
 PROGRESS_INTERVAL_SECONDS = 30.0
 # The CPU stages (reading input, chunking, ingest) run at a lower scheduling priority than the
@@ -31,7 +33,11 @@ Metadata = dict[str, object]
 
 
 def _chunk_processes() -> int:
-    """A quarter of the machine's CPUs: several runs chunk at once in a backfill wave."""
+    """A quarter of the machine's CPUs: several runs chunk at once in a backfill wave.
+
+    On 16 CPUs, 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and
+    1.3x when 8 runs chunk at once (BENCHMARKS.md, "The chunks step").
+    """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cpus or 1) // 4)
 

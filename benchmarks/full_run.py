@@ -317,7 +317,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--shard-size", type=int, default=1000)
-    parser.add_argument("--shards-per-run", type=int, default=8)
+    parser.add_argument("--shards-per-run", type=int, default=16)
     parser.add_argument("--concurrent-runs", type=int, default=1)
     parser.add_argument(
         "--chunk-processes", type=int, default=0, help="CHUNK_PROCESSES (0: the asset's default)"

@@ -33,21 +33,18 @@ def test_instance_yaml_matches_the_instance_schema(tmp_path):
     assert result.success, result.errors
 
 
-def test_executor_config_and_gpu_step_job():
+def _step_pod(config: dict, step: str):
+    """The pod spec the k8s_job_executor builds for `step` from executor.yaml."""
     from dagster_k8s.container_context import K8sContainerContext
     from dagster_k8s.job import UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 
-    config = yaml.safe_load((K8S / "executor.yaml").read_text())
-    result = validate_config(dagster_k8s.k8s_job_executor.config_schema.config_type, config)
-    assert result.success, result.errors
-
-    gpu = UserDefinedDagsterK8sConfig.from_dict(config["per_step_k8s_config"]["embeddings"])
+    own = UserDefinedDagsterK8sConfig.from_dict(config["per_step_k8s_config"][step])
     context = K8sContainerContext(
         run_k8s_config=UserDefinedDagsterK8sConfig.from_dict(config["step_k8s_config"]),
         volumes=config["volumes"],
         volume_mounts=config["volume_mounts"],
         namespace=config["job_namespace"],
-    ).merge(K8sContainerContext(run_k8s_config=gpu))
+    ).merge(K8sContainerContext(run_k8s_config=own))
     # Only the fields get_k8s_job_config reads from the instance's run launcher.
     launcher = SimpleNamespace(
         job_image=None,
@@ -62,11 +59,27 @@ def test_executor_config_and_gpu_step_job():
         "dagster-step-test",
         user_defined_k8s_config=context.run_k8s_config,
     )
-    pod = job.spec.template.spec
+    return job.spec.template.spec
+
+
+def test_executor_config_and_gpu_step_job():
+    config = yaml.safe_load((K8S / "executor.yaml").read_text())
+    result = validate_config(dagster_k8s.k8s_job_executor.config_schema.config_type, config)
+    assert result.success, result.errors
+
+    pod = _step_pod(config, "embeddings")
     assert pod.containers[0].resources.limits["nvidia.com/gpu"] in (1, "1")
     assert pod.node_selector == {"nvidia.com/gpu.present": "true"}
     assert pod.tolerations[0].key == "nvidia.com/gpu"
     assert pod.volumes[0].persistent_volume_claim.claim_name == "indexer-data"
+
+
+def test_the_chunks_step_runs_one_worker_per_cpu_it_asks_for():
+    pod = _step_pod(yaml.safe_load((K8S / "executor.yaml").read_text()), "chunks")
+    [container] = pod.containers
+    env = {var.name: var.value for var in container.env}
+    assert env["CHUNK_PROCESSES"] == str(container.resources.requests["cpu"]) == "4"
+    assert "nvidia.com/gpu" not in (container.resources.limits or {})
 
 
 def test_definitions_use_the_k8s_executor_and_the_gpu_tag_parses():
