@@ -1,9 +1,10 @@
-"""Running an asset over every shard of a run, one shard at a time.
+"""Running an asset over every shard of a run.
 
 Backfills group shards into runs (a run's start-up costs seconds, the 1.25M-document corpus has
 about 1,250 shards), so an asset's step may own several partitions. Each shard is still its own
-checkpoint: its stage file or Weaviate state is complete before the next shard starts, and a
-re-executed run skips the GPU and Weaviate work of shards that were already finished.
+checkpoint: its stage file or Weaviate state is written whole (the chunks step cuts several
+shards at once, each into its own file), and a re-executed run skips the GPU and Weaviate work
+of shards that were already finished.
 """
 
 import multiprocessing
