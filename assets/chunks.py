@@ -1,18 +1,30 @@
 """Stage 2: token windows of the embedding model's tokenizer, with their deterministic ids."""
 
+import os
+
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.corpus import corpus_shard
-from assets.shards import (
-    BACKFILL_POLICY,
-    CHUNK_PROCESSES,
-    CPU_STAGE_NICENESS,
-    for_each_shard,
-)
+from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, for_each_shard
 from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 from resources.corpus.shard_chunking import ShardChunker
 from resources.embedding import EmbeddingResource
+
+
+def _chunk_processes() -> int:
+    """A quarter of the machine's CPUs: several runs chunk at once in a backfill wave.
+
+    On 16 CPUs, 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and
+    1.3x when 8 runs chunk at once (BENCHMARKS.md, "The chunks step").
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cpus or 1) // 4)
+
+
+# Worker processes a chunks step cuts its shards in (CHUNK_PROCESSES; 1 cuts them in the step's
+# own process).
+CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or _chunk_processes()
 
 
 @asset(

@@ -33,21 +33,6 @@ CPU_STAGE_NICENESS = int(os.environ.get("CPU_STAGE_NICENESS", "10"))
 Metadata = dict[str, object]
 
 
-def _chunk_processes() -> int:
-    """A quarter of the machine's CPUs: several runs chunk at once in a backfill wave.
-
-    On 16 CPUs, 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and
-    1.3x when 8 runs chunk at once (BENCHMARKS.md, "The chunks step").
-    """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpus or 1) // 4)
-
-
-# Worker processes a chunks step cuts its shards in (CHUNK_PROCESSES; 1 cuts them in the step's
-# own process).
-CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or _chunk_processes()
-
-
 @contextmanager
 def _mapped(
     work: Callable[[str], Metadata], niceness: int, processes: int

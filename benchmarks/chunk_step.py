@@ -83,7 +83,7 @@ def wave(data_dir: str, runs: int, per_run: int, processes: int) -> float:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for r in range(runs)
     ]
     for worker in workers:

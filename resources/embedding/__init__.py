@@ -15,11 +15,16 @@ if TYPE_CHECKING:
     from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
     from resources.embedding.resource import EmbeddingResource
 
+_HOMES = {
+    "EmbeddingEngine": "engine",
+    "EmbeddingResource": "resource",
+    "EmbeddingResult": "engine",
+    "EngineConfig": "engine",
+}
 __all__ = ["EmbeddingEngine", "EmbeddingResource", "EmbeddingResult", "EngineConfig"]
-_HOMES = {"EmbeddingResource": "resource"}
 
 
 def __getattr__(name: str) -> Any:
     if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_HOMES.get(name, 'engine')}"), name)
+    return getattr(import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -1,7 +1,8 @@
 import json
-import pickle
+import multiprocessing
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 
 import pyarrow.parquet as pq
 
@@ -41,7 +42,11 @@ def test_a_shard_is_cut_into_its_chunks_file_and_empty_documents_are_quarantined
 def test_the_stage_travels_to_a_worker_process_and_cuts_the_same_chunks(tmp_path):
     write_documents(stage_path(tmp_path, "shards", "s0"), [Document("d", "Some text here.", {})])
     cut = ShardChunker(str(tmp_path), DEFAULT_MODEL, ChunkingConfig())
-    assert pickle.loads(pickle.dumps(cut))("s0") == cut("s0")
+    here = cut("s0")
+    in_this_process = pq.read_table(stage_path(tmp_path, "chunks", "s0"))
+    with ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
+        assert pool.submit(cut, "s0").result() == here
+    assert pq.read_table(stage_path(tmp_path, "chunks", "s0")).equals(in_this_process)
 
 
 def test_a_chunking_worker_does_not_import_torch_or_dagster():
