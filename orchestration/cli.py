@@ -25,18 +25,33 @@ def _sample_corpus(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sandbox(args: argparse.Namespace) -> int:
-    from resources.weaviate.sandbox import serve_forever
+def _weaviate(args: argparse.Namespace) -> int:
+    """The managed local server, for `make ui` and anything else that wants it running."""
+    from orchestration.resources import build_resources
+    from resources.weaviate.server import ServerError, install_binary
 
-    data = args.data_dir or "(memory only)"
-    print(f"Weaviate sandbox on 127.0.0.1: HTTP {args.port}, gRPC {args.grpc_port}, data {data}")
-    sys.stdout.flush()
-    serve_forever(args.port, args.grpc_port, args.data_dir, discard_batches=args.discard)
+    try:
+        if args.action == "install":
+            print(f"Weaviate server binary: {install_binary()}")
+            return 0
+        server = build_resources(resolved=True)["weaviate"].settings().managed_server()
+        if args.action == "start":
+            started = server.start()
+            print(f"{'started' if started else 'already running'}: {server.describe()}")
+            print(f"log: {server.log_file}")
+        elif args.action == "stop":
+            stopped = server.stop()
+            print(f"{'stopped' if stopped else 'not running'}: {server.describe()}")
+        else:
+            print(server.status())
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
-    from orchestration.definitions import build_resources
+    from orchestration.resources import build_resources
     from resources.weaviate.search import nearest_chunks
 
     resources = build_resources(resolved=True)
@@ -52,8 +67,8 @@ def _search(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from orchestration.definitions import build_resources
     from orchestration.profiling import profile_token_ids, run_profile, write_report
+    from orchestration.resources import build_resources
 
     embedder = build_resources(resolved=True)["embedder"]
     base = embedder.engine_config()
@@ -96,13 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes writing files; the output is the same for any")  # fmt: skip
     p.set_defaults(func=_sample_corpus)
 
-    p = sub.add_parser("sandbox", help="run the Weaviate-protocol sandbox server")
-    p.add_argument("--port", type=int, default=8090)
-    p.add_argument("--grpc-port", type=int, default=50060)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--discard", action="store_true",
-                   help="accept batch objects unstored (ingest benchmarks)")  # fmt: skip
-    p.set_defaults(func=_sandbox)
+    p = sub.add_parser("weaviate", help="the managed local Weaviate server")
+    p.add_argument("action", choices=["install", "start", "stop", "status"],
+                   help="install: build (or download) the pinned server binary once")  # fmt: skip
+    p.set_defaults(func=_weaviate)
 
     p = sub.add_parser("search", help="nearest chunks to a text")
     p.add_argument("text")

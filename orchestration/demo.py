@@ -34,7 +34,6 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
 
     from orchestration.definitions import build_resources, defs
     from resources.corpus.sample import SampleSpec, write_sample_corpus
-    from resources.weaviate.connection import sandbox_running, stop_sandbox
 
     if not (corpus_dir / "corpus_stats.json").is_file():
         spec = SampleSpec(docs=docs, median_tokens=250, max_tokens=4000, docs_per_file=100)
@@ -56,7 +55,8 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
     print(f"{len(keys)} shard partitions registered")
     target = weaviate.target()
     print(f"Weaviate: {target.description}")
-    sandbox_was_running = target.mode == "sandbox" and sandbox_running(target.settings)
+    server = target.settings.managed_server() if target.mode == "managed" else None
+    server_was_running = server is not None and server.ready()
 
     job = defs.resolve_job_def("index_shards")
     failed: list[str] = []
@@ -74,9 +74,9 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
     seconds = time.perf_counter() - started
     print(f"indexed {len(keys) - len(failed)}/{len(keys)} shards in {seconds:.1f}s")
     _print_collection_and_search(resources, query)
-    if target.mode == "sandbox" and not sandbox_was_running:
-        stop_sandbox(target.settings)
-        print("stopped the sandbox server this command started; its data stays in the data dir")
+    if server is not None and not server_was_running:
+        server.stop()
+        print(f"stopped the Weaviate server this command started; its data stays in {server.root}")
     if failed:
         print(f"failed shards: {', '.join(failed)}; re-run them from the UI or with this command")
         return 1

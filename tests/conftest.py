@@ -1,81 +1,111 @@
-"""Shared fixtures: a Weaviate-protocol target to test against.
+"""Shared fixtures: one real Weaviate server for the whole session.
 
-`weaviate_target` runs each test against the in-process sandbox and, where `WEAVIATE_URL` is
-set, against that real Weaviate too, so the sandbox's behaviour is checked against the server
-it stands in for.
+`weaviate_server` is the pinned Weaviate binary (built once per machine into the cache, see
+`resources/weaviate/server.py`) run on free loopback ports with its data in the session's
+temporary folder. Tests that restart or kill a server start one of their own with
+`start_server`.
 """
 
 from __future__ import annotations
 
-import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 import weaviate
 from weaviate.classes.init import Auth
 
-from resources.weaviate.sandbox import SandboxServer
+from resources.weaviate.server import LocalServer
 
 
 @dataclass(frozen=True)
 class WeaviateTarget:
-    """Where a Weaviate-protocol server listens; `kind` is "sandbox" or "real"."""
+    """Where a Weaviate server listens."""
 
-    kind: str
     host: str
     http_port: int
     grpc_port: int
     api_key: str | None = None
-    secure: bool = False
+
+    @classmethod
+    def of(cls, server: LocalServer) -> WeaviateTarget:
+        return cls("127.0.0.1", server.http_port, server.grpc_port, server.api_key)
 
 
-def connect(target: WeaviateTarget) -> weaviate.WeaviateClient:
+def connect(target: WeaviateTarget | LocalServer) -> weaviate.WeaviateClient:
     """Opens (and connects) a client; the caller closes it."""
+    if isinstance(target, LocalServer):
+        target = WeaviateTarget.of(target)
     return weaviate.connect_to_custom(
         http_host=target.host,
         http_port=target.http_port,
-        http_secure=target.secure,
+        http_secure=False,
         grpc_host=target.host,
         grpc_port=target.grpc_port,
-        grpc_secure=target.secure,
+        grpc_secure=False,
         auth_credentials=Auth.api_key(target.api_key) if target.api_key else None,
     )
 
 
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that are free on loopback now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
+def server_settings(root: Path, api_key: str | None = None, **env: str) -> LocalServer:
+    """A server on free ports (HTTP, gRPC and four cluster ports in one block)."""
+    first = _free_ports(6)
+    return LocalServer(root=root, http_port=first, grpc_port=first + 1, cluster_port=first + 2,
+                       api_key=api_key, extra_env=tuple(env.items()))  # fmt: skip
+
+
+@pytest.fixture
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Starts servers of the test's own (to restart or kill), stopped after the test."""
+    started: list[LocalServer] = []
+
+    def start(api_key: str | None = None, **env: str) -> LocalServer:
+        server = server_settings(tmp_path_factory.mktemp("weaviate"), api_key, **env)
+        server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
-    data_dir: Path = tmp_path_factory.mktemp("weaviate-sandbox")
-    with SandboxServer(host="127.0.0.1", http_port=0, grpc_port=0, data_dir=data_dir) as srv:
-        yield srv
+def weaviate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServer]:
+    server = server_settings(tmp_path_factory.mktemp("weaviate-session"))
+    server.start()
+    yield server
+    server.stop()
 
 
-def _real_target() -> WeaviateTarget:
-    url = os.environ.get("WEAVIATE_URL")
-    if not url:
-        pytest.skip("WEAVIATE_URL is not set: no real Weaviate server to test against")
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    secure = parts.scheme == "https"
-    return WeaviateTarget(
-        kind="real",
-        host=parts.hostname or "localhost",
-        http_port=parts.port or (443 if secure else 8080),
-        grpc_port=int(os.environ.get("WEAVIATE_GRPC_PORT", "50051")),
-        api_key=os.environ.get("WEAVIATE_API_KEY") or None,
-        secure=secure,
-    )
-
-
-@pytest.fixture(params=["sandbox", "real"])
-def weaviate_target(request: pytest.FixtureRequest) -> WeaviateTarget:
-    if request.param == "real":
-        return _real_target()
-    srv: SandboxServer = request.getfixturevalue("sandbox")
-    return WeaviateTarget(
-        kind="sandbox", host=srv.host, http_port=srv.http_port, grpc_port=srv.grpc_port
-    )
+@pytest.fixture
+def weaviate_target(weaviate_server: LocalServer) -> WeaviateTarget:
+    return WeaviateTarget.of(weaviate_server)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,4 @@
-"""Weaviate: connection modes, the collection schema, batched ingest and the sandbox server."""
+"""Weaviate: connection modes, the collection schema, batched ingest and the managed local server."""
 
 from resources.weaviate.resource import WeaviateResource
 

@@ -17,17 +17,18 @@ from resources.weaviate.schema import ensure_collection
 class WeaviateResource(ConfigurableResource):
     """Where the index lives. See the README's configuration table for each field's variable."""
 
-    mode: str = Field(
-        default="auto", description="auto | embedded | local | custom | cloud | sandbox"
-    )
+    mode: str = Field(default="auto", description="auto | managed | local | custom | cloud")
     url: str | None = Field(default=None, description="http(s)://host:port of a Weaviate server")
     grpc_port: int = Field(default=50051, description="gRPC port of the server at `url`")
     grpc_host: str | None = Field(default=None, description="gRPC host if not the URL's host")
     api_key: str | None = Field(default=None, description="API key; never logged")
     collection: str = Field(default="Chunks", description="collection that holds the chunks")
-    data_dir: str = Field(default=".data", description="Embedded and sandbox data live here")
-    sandbox_port: int = 8090
-    sandbox_grpc_port: int = 50060
+    data_dir: str = Field(default=".data", description="the managed server's data lives here")
+    managed_port: int = Field(default=8079, description="HTTP port of the managed server")
+    managed_grpc_port: int = Field(default=50050, description="gRPC port of the managed server")
+    managed_cluster_port: int = Field(
+        default=7110, description="first of the managed server's four cluster ports"
+    )
     batch_size: int = Field(default=200, description="most objects per ingest request")
     max_batch_bytes: int = Field(
         default=8 * 1024 * 1024,
@@ -51,8 +52,9 @@ class WeaviateResource(ConfigurableResource):
             grpc_host=self.grpc_host,
             api_key=self.api_key or None,
             data_dir=self.data_dir,
-            sandbox_port=self.sandbox_port,
-            sandbox_grpc_port=self.sandbox_grpc_port,
+            managed_port=self.managed_port,
+            managed_grpc_port=self.managed_grpc_port,
+            managed_cluster_port=self.managed_cluster_port,
         )
 
     def ingest_policy(self) -> IngestPolicy:

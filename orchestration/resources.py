@@ -1,0 +1,63 @@
+"""The project's resources, configured from environment variables.
+
+Settings go through Dagster's `EnvVar`, so the UI shows where each value comes from and secrets
+stay out of the run config; unset variables fall back to defaults. This module imports no
+assets, so commands that only need a resource (`weaviate-indexer weaviate status`) start fast.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import EnvVar
+
+from resources.corpus.resource import CorpusResource
+from resources.embedding import EmbeddingResource
+from resources.embedding.model_source import DEFAULT_MODEL
+from resources.weaviate import WeaviateResource
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = str(PROJECT_ROOT / ".data")
+
+
+def build_resources(resolved: bool = False) -> dict:
+    """The project's resources, configured from the environment.
+
+    For Dagster they hold `EnvVar`s, which the UI shows by name and resolves at run time; with
+    `resolved=True` they hold plain values, for commands that use them outside a run.
+    """
+
+    def env(name: str, default, kind=str):
+        value = os.environ.get(name)
+        if not value:
+            return default
+        if resolved:
+            return kind(value)
+        return EnvVar.int(name) if kind is int else EnvVar(name)
+
+    data_dir_value = os.environ.get("INDEXER_DATA_DIR") or DEFAULT_DATA_DIR
+    data_dir = env("INDEXER_DATA_DIR", DEFAULT_DATA_DIR)
+    return {
+        "corpus": CorpusResource(
+            corpus_path=env("CORPUS_PATH", str(Path(data_dir_value) / "corpus")),
+            shard_size=env("SHARD_SIZE", 1000, int),
+            data_dir=data_dir,
+        ),
+        "embedder": EmbeddingResource(
+            model=env("EMBEDDING_MODEL", DEFAULT_MODEL),
+            device=env("EMBEDDING_DEVICE", "auto"),
+            data_dir=data_dir,
+        ),
+        "weaviate": WeaviateResource(
+            mode=env("WEAVIATE_MODE", "auto"),
+            url=env("WEAVIATE_URL", None),
+            grpc_port=env("WEAVIATE_GRPC_PORT", 50051, int),
+            api_key=env("WEAVIATE_API_KEY", None),
+            collection=env("WEAVIATE_COLLECTION", "Chunks"),
+            data_dir=data_dir,
+            managed_port=env("WEAVIATE_MANAGED_PORT", 8079, int),
+            managed_grpc_port=env("WEAVIATE_MANAGED_GRPC_PORT", 50050, int),
+            managed_cluster_port=env("WEAVIATE_MANAGED_CLUSTER_PORT", 7110, int),
+        ),
+    }

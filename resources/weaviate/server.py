@@ -1,0 +1,334 @@
+"""The managed local Weaviate: the real server binary, pinned, run as a process of its own.
+
+The binary is built once from Weaviate's Go module (`go install`, no cgo) into a cache outside
+any checkout, so every clone on a machine shares it. Without Go it is downloaded by
+weaviate-client's embedded mode, whose file-name convention the Go-built binary follows, so
+both paths fill the same cache file.
+
+The server outlives the process that started it, like a database a user starts by hand: every
+run of a backfill, each in its own process, shares one server and its data directory. A lock
+lets concurrent runs agree on who starts it; the others wait for it to be ready.
+
+weaviate-client's own embedded mode is not used to run the server: it stops the server when the
+client that started it closes, so one run finishing would cut off the runs still writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# weaviate-client 4.23's own CI tests against this release; aliases need 1.32+, server-side
+# batching (`batch.stream`) 1.36+, and its go.mod asks for the Go the machines have (1.26).
+WEAVIATE_VERSION = "1.37.14"
+GO_PACKAGE = "github.com/weaviate/weaviate/cmd/weaviate-server"
+CACHE_DIR = Path(
+    os.environ.get("WEAVIATE_INDEXER_CACHE") or Path.home() / ".cache/weaviate-indexer"
+)
+READY_SECONDS = 180.0  # a first start on a busy 2-core machine replays no log and takes seconds
+NODE_NAME = "node1"  # Raft stores it: it must not change between starts of one data directory
+
+Progress = Callable[[str], None]
+
+
+class ServerError(RuntimeError):
+    """The managed server could not be installed, started or reached; says what to do."""
+
+
+def binary_path(version: str = WEAVIATE_VERSION) -> Path:
+    """weaviate-client's embedded file name, `weaviate-v<version>-<sha256 of "v<version>">`, so
+    `connect_to_embedded(binary_path=CACHE_DIR)` and this module find the same binary."""
+    tag = f"v{version}"
+    return CACHE_DIR / f"weaviate-{tag}-{hashlib.sha256(tag.encode()).hexdigest()}"
+
+
+def install_binary(version: str = WEAVIATE_VERSION, progress: Progress = print) -> Path:
+    """The cached server binary, built with Go or, failing that, downloaded; built only once."""
+    target = binary_path(version)
+    if target.is_file():
+        return target
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    # Two clones running `make test` at once must not build into each other's file.
+    with _locked(CACHE_DIR / f"install-v{version}.lock"):
+        if target.is_file():
+            return target
+        go = shutil.which("go")
+        if go:
+            return _build_with_go(go, version, target, progress)
+        try:
+            return _download(version, target, progress)
+        except Exception as exc:
+            raise ServerError(
+                f"no Weaviate server binary at {target}: Go is not installed (Go 1.26+ builds "
+                f"it with `go install {GO_PACKAGE}@v{version}`), and the release download "
+                f"failed ({exc.__class__.__name__}: {exc}). Install Go, or set WEAVIATE_URL to "
+                "a running Weaviate"
+            ) from None
+
+
+def _build_with_go(go: str, version: str, target: Path, progress: Progress) -> Path:
+    progress(f"building the Weaviate server v{version} from its Go module into {CACHE_DIR}")
+    progress("(once per machine; the first build downloads its modules and takes minutes)")
+    with tempfile.TemporaryDirectory(dir=CACHE_DIR) as gobin:
+        env = {**os.environ, "CGO_ENABLED": "0", "GOBIN": gobin}
+        command = [go, "install", "-trimpath", "-ldflags=-s -w", f"{GO_PACKAGE}@v{version}"]
+        started = time.monotonic()
+        with _heartbeat(progress, started, "still building"):
+            done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise ServerError(
+                f"`{' '.join(command)}` failed ({done.returncode}):\n{done.stderr[-3000:]}\n"
+                "Set WEAVIATE_URL to use a running Weaviate instead"
+            )
+        built = Path(gobin) / "weaviate-server"
+        built.chmod(0o755)
+        built.rename(target)
+    progress(f"built {target} in {time.monotonic() - started:.0f}s")
+    return target
+
+
+def _download(version: str, target: Path, progress: Progress) -> Path:
+    from weaviate.embedded import EmbeddedOptions, EmbeddedV4
+
+    progress(f"downloading the Weaviate server v{version} release into {CACHE_DIR}")
+    with tempfile.TemporaryDirectory(dir=CACHE_DIR) as scratch:
+        options = EmbeddedOptions(
+            binary_path=str(CACHE_DIR), persistence_data_path=scratch, version=version
+        )
+        with _heartbeat(progress, time.monotonic(), "still downloading"):
+            EmbeddedV4(options).ensure_weaviate_binary_exists()
+    return target
+
+
+@contextlib.contextmanager
+def _heartbeat(progress: Progress, started: float, what: str) -> Iterator[None]:
+    """A line every 30 s, so a long build is visibly alive."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(30):
+            progress(f"  {what} ({time.monotonic() - started:.0f}s)")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    """One Weaviate node on 127.0.0.1 with its data in `root/data` and its log in `root`.
+
+    The cluster ports (gossip, data, Raft, Raft RPC) are `cluster_port` to `cluster_port + 3`;
+    Weaviate's localhost mode takes a node's RPC port as its Raft port + 1.
+    """
+
+    root: Path
+    http_port: int = 8079
+    grpc_port: int = 50050
+    cluster_port: int = 7110
+    api_key: str | None = field(default=None, repr=False)
+    version: str = WEAVIATE_VERSION
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "server.log"
+
+    @property
+    def _pid_file(self) -> Path:
+        return self.root / "server.json"
+
+    def describe(self) -> str:
+        return f"managed Weaviate {self.version} on 127.0.0.1:{self.http_port} (data {self.root})"
+
+    def environment(self) -> dict[str, str]:
+        gossip, data, raft, raft_rpc = (self.cluster_port + i for i in range(4))
+        env = {
+            "PERSISTENCE_DATA_PATH": str(self.root / "data"),
+            "GRPC_PORT": str(self.grpc_port),
+            "CLUSTER_HOSTNAME": NODE_NAME,
+            "CLUSTER_IN_LOCALHOST": "true",
+            "CLUSTER_BIND_ADDR": "127.0.0.1",
+            "CLUSTER_GOSSIP_BIND_PORT": str(gossip),
+            "CLUSTER_DATA_BIND_PORT": str(data),
+            "RAFT_PORT": str(raft),
+            "RAFT_INTERNAL_RPC_PORT": str(raft_rpc),
+            "RAFT_BOOTSTRAP_EXPECT": "1",
+            "RAFT_JOIN": f"{NODE_NAME}:{raft}",
+            "DISABLE_TELEMETRY": "true",
+            "GO_PROFILING_DISABLE": "true",
+            "DEFAULT_VECTORIZER_MODULE": "none",
+            "ENABLE_MODULES": "",
+            "LOG_FORMAT": "text",
+        }
+        if self.api_key:
+            env |= {
+                "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+                "AUTHENTICATION_APIKEY_ENABLED": "true",
+                "AUTHENTICATION_APIKEY_ALLOWED_KEYS": self.api_key,
+                "AUTHENTICATION_APIKEY_USERS": "indexer",
+            }
+        else:
+            # The REST API listens on loopback only. gRPC listens on every interface (the
+            # server has no setting for its address): on a shared host, set WEAVIATE_API_KEY.
+            env["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] = "true"
+        return env | dict(self.extra_env)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.http_port}/v1/.well-known/ready", timeout=2
+            ) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def pid(self) -> int | None:
+        """The process this data directory's server runs as, if it is alive."""
+        try:
+            pid = int(json.loads(self._pid_file.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+        return pid if _alive(pid) else None
+
+    def start(self, progress: Progress = print, wait_seconds: float = READY_SECONDS) -> bool:
+        """Start the server unless it already answers; True when this call started it."""
+        if self.ready():
+            return False
+        binary = install_binary(self.version, progress)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Runs of a backfill start together: the lock lets one of them start the server.
+        with _locked(self.root / "start.lock"):
+            started = False
+            if not self.ready() and self.pid() is None:
+                busy = [p for p in (self.http_port, self.grpc_port) if _listening(p)]
+                if busy:
+                    raise ServerError(
+                        f"cannot start {self.describe()}: port {busy[0]} is taken by another "
+                        "program; choose other ports or stop it"
+                    )
+                self._spawn(binary)
+                started = True
+            self._wait_ready(wait_seconds)
+        return started
+
+    def _spawn(self, binary: Path) -> None:
+        command = [str(binary), "--host", "127.0.0.1", "--port", str(self.http_port),
+                   "--scheme", "http", "--read-timeout=600s", "--write-timeout=600s"]  # fmt: skip
+        with open(self.log_file, "ab") as log:
+            process = subprocess.Popen(
+                command, env={**os.environ, **self.environment()}, stdout=log, stderr=log,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        self._pid_file.write_text(json.dumps({"pid": process.pid, "version": self.version,
+                                              "http_port": self.http_port,
+                                              "grpc_port": self.grpc_port}))  # fmt: skip
+        # The server outlives this process on purpose; keeping the handle stops Python from
+        # warning at exit that a child is still running.
+        _STARTED.append(process)
+
+    def _wait_ready(self, wait_seconds: float) -> None:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            if self.ready():
+                return
+            if self.pid() is None and not _listening(self.http_port):
+                break  # it exited
+            time.sleep(0.2)
+        raise ServerError(
+            f"{self.describe()} did not become ready within {wait_seconds:.0f}s; the end of "
+            f"its log ({self.log_file}):\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, wait_seconds: float = 30.0) -> bool:
+        """Stop the server this data directory runs; False when none was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        if not _exited(pid, wait_seconds):
+            # A server that ignores SIGTERM that long is killed: the caller was told it stopped.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _exited(pid, wait_seconds)
+        self._pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL, as a lost node or the OOM killer would; the data directory stays."""
+        pid = self.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            _exited(pid, 30.0)
+
+    def status(self) -> str:
+        pid = self.pid()
+        if self.ready():
+            return f"running: {self.describe()}, pid {pid if pid else '(not started here)'}"
+        if pid is not None:
+            return f"starting or unhealthy: {self.describe()}, pid {pid}; log {self.log_file}"
+        return f"stopped: {self.describe()}"
+
+
+_STARTED: list[subprocess.Popen] = []
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs; a child of ours that exited is reaped, not taken for alive."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _exited(pid: int, wait_seconds: float) -> bool:
+    """Whether `pid` is gone, waiting up to `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
