@@ -1,4 +1,4 @@
-"""Weaviate: connection modes, the collection schema, batched ingest and the managed local server."""
+"""Weaviate: connection modes, the managed local server, the schema and batched ingest."""
 
 from resources.weaviate.resource import WeaviateResource
 

@@ -35,10 +35,10 @@ from assets.embeddings import embeddings
 from assets.index import weaviate_index
 from orchestration.automation import following_upstream
 from orchestration.changes import CorpusCursor
-from orchestration.resources import build_resources
 from orchestration.jobs import register_shards
 from orchestration.partitions import shard_partitions
 from orchestration.removal import remove_shards
+from orchestration.resources import build_resources
 from orchestration.sensors import (
     ATTEMPT_TAG,
     build_corpus_sensor,
