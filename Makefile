@@ -6,7 +6,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: run test lint ui venv clean
+.PHONY: run test lint ui venv weaviate-server clean
 
 venv: $(VENV)/.installed
 
@@ -17,15 +17,21 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-run: venv
+# The pinned Weaviate server, built once per machine from its Go module into
+# ~/.cache/weaviate-indexer (or downloaded where Go is missing); instant when it is there.
+weaviate-server: venv
+	$(BIN)/weaviate-indexer weaviate install
+
+run: venv weaviate-server
 	HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer demo
 
-test: venv
+test: venv weaviate-server
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 # The Dagster UI on http://127.0.0.1:3000, with the project's dagster.yaml.
-ui: venv
+ui: venv weaviate-server
 	mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
+	test -n "$$WEAVIATE_URL" || HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer weaviate start
 	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 $(BIN)/dagster dev -w workspace.yaml
 
 lint: venv

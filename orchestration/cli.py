@@ -27,13 +27,14 @@ def _sample_corpus(args: argparse.Namespace) -> int:
 
 def _weaviate(args: argparse.Namespace) -> int:
     """The managed local server, for `make ui` and anything else that wants it running."""
-    from orchestration.resources import build_resources
     from resources.weaviate.server import ServerError, install_binary
 
     try:
         if args.action == "install":
             print(f"Weaviate server binary: {install_binary()}")
             return 0
+        from orchestration.resources import build_resources
+
         server = build_resources(resolved=True)["weaviate"].settings().managed_server()
         if args.action == "start":
             started = server.start()

@@ -43,9 +43,12 @@ from resources.weaviate.schema import VECTOR_NAME
 log = logging.getLogger(__name__)
 ERRORS_SHOWN = 5
 # Per-object errors from a batch that the server did not finish for reasons of its own.
+# "resolve node name": a node that just restarted answers before its shards are loaded and
+# routes writes to a node it cannot find yet (seen on Weaviate 1.37 right after a restart); in
+# a cluster, the owner of a shard is down.
 _TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
                       "temporarily", "try again", "shutting down", "cancelled", "socket closed",
-                      "broken pipe")  # fmt: skip
+                      "broken pipe", "resolve node name")  # fmt: skip
 _TOO_LARGE_MARKERS = ("larger than max", "message too large", "resource_exhausted")
 _GAVE_UP = "still failing after"
 _FRAMING_BYTES = 6  # a repeated field's tag and length prefix around each object in the request
@@ -238,8 +241,14 @@ class _BatchSender:
         self.sleep = sleep
         self.retries = 0
         self.splits = 0
+        # Why an earlier batch gave up on a transient failure. A server that stayed down for a
+        # whole retry budget fails the later batches at once, instead of each waiting out a
+        # budget of its own (a dead node would otherwise hold the step for hours).
+        self.gave_up: str | None = None
 
     def send(self, batch: list[Prepared]) -> list[FailedObject]:
+        if self.gave_up is not None:
+            return [_failed(item.obj, self.gave_up) for item in batch]
         deadline = time.monotonic() + self.policy.retry_seconds
         backoff = self.policy.first_backoff_seconds
         pending = batch
@@ -259,14 +268,9 @@ class _BatchSender:
             ]
             if retry and time.monotonic() + backoff > deadline:
                 reason = errors[next(i for i in errors if _is_transient(errors[i]))]
-                return failed + [
-                    _failed(
-                        item.obj,
-                        f"still failing after {self.policy.retry_seconds:.0f}s of "
-                        f"retries: {reason}",
-                    )  # fmt: skip
-                    for item in retry
-                ]
+                budget = f"{_GAVE_UP} {self.policy.retry_seconds:.0f}s of retries"
+                self.gave_up = f"{budget} of an earlier batch, not sent: {reason}"
+                return failed + [_failed(item.obj, f"{budget}: {reason}") for item in retry]
             if retry:
                 self.retries += 1
                 log.warning(f"retrying {len(retry)} objects in {backoff:.1f}s: transient failure")

@@ -1,8 +1,12 @@
-"""Ingest accounting against a Weaviate-protocol server (the sandbox, or a real one)."""
+"""Ingest accounting against a real Weaviate server.
+
+Refused objects are refused by the server itself (a vector of the wrong length, a property of
+the wrong type); faults it cannot produce on demand (a failed or oversized batch call) are
+injected into the client's gRPC channel (`grpc_faults.py`); a killed server is really killed.
+"""
 
 import json
 import threading
-import time
 import uuid
 
 import grpc
@@ -22,9 +26,9 @@ from resources.weaviate.ingest import (
     write_objects,
 )
 from resources.weaviate.objects import build_objects, metadata_samples
-from resources.weaviate.sandbox import SandboxServer
 from resources.weaviate.schema import VECTOR_NAME, ensure_collection, ensure_metadata_properties
-from tests.conftest import WeaviateTarget, connect
+from tests.conftest import connect
+from tests.resources.weaviate.grpc_faults import GrpcFaults
 
 
 @pytest.fixture
@@ -182,96 +186,127 @@ def test_with_quarantine_rejected_objects_are_reported_and_the_rest_lands(client
     assert report.count_in_weaviate == 10
 
 
+def test_a_refused_property_type_is_quoted_from_the_server(client):
+    name = client.test_collection
+    objects = _objects(6)
+    wrong = objects[3]
+    objects[3] = IngestObject(
+        wrong.uuid, {**wrong.properties, "chunk_index": "three"}, wrong.vector
+    )
+    with pytest.raises(IngestError) as caught:
+        ingest_shard(client, name, "s1", "v1", objects, expected=6)
+    report = caught.value.report
+    assert [f.doc_id for f in report.failed] == ["doc-3"] and not report.transient_only
+    assert "chunk_index" in report.failed[0].message
+    assert report.failed[0].message in str(caught.value)
+
+
 @pytest.mark.parametrize("code", [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE])
-def test_transient_server_failures_are_retried_to_an_exact_count(sandbox, code):
-    target = WeaviateTarget("sandbox", sandbox.host, sandbox.http_port, sandbox.grpc_port)
-    client = connect(target)
-    name = f"Flaky_{uuid.uuid4().hex[:8]}"
-    ensure_collection(client, name)
-    try:
-        sandbox.faults.fail_next_batches(2, code)
-        policy = IngestPolicy(max_objects=25, first_backoff_seconds=0.05)
-        report = ingest_shard(client, name, "s1", "v1", _objects(100), expected=100, policy=policy)
-        assert report.count_in_weaviate == 100 and not report.failed
-        assert (
-            report.retries >= 1 or code == grpc.StatusCode.UNAVAILABLE
-        )  # the client retries these
-    finally:
-        sandbox.faults.clear()
-        client.collections.delete(name)
-        client.close()
+def test_transient_server_failures_are_retried_to_an_exact_count(client, code):
+    faults = GrpcFaults().install(client)
+    faults.fail_next_batches(2, code)
+    policy = IngestPolicy(max_objects=25, first_backoff_seconds=0.05)
+    name = client.test_collection
+    report = ingest_shard(client, name, "s1", "v1", _objects(100), expected=100, policy=policy)
+    assert report.count_in_weaviate == 100 and not report.failed
+    assert faults.batch_calls == 4 + 2
+    # The client retries UNAVAILABLE itself; the other codes are retried by the ingest.
+    assert report.retries == (0 if code == grpc.StatusCode.UNAVAILABLE else 2)
 
 
-def _sandbox_client(server):
-    return connect(WeaviateTarget("sandbox", server.host, server.http_port, server.grpc_port))
+def test_a_persistent_server_failure_fails_the_shard_with_the_reason(client):
+    GrpcFaults().install(client).fail_next_batches(10_000, grpc.StatusCode.DEADLINE_EXCEEDED)
+    policy = IngestPolicy(max_objects=50, retry_seconds=0.5, first_backoff_seconds=0.1)
+    with pytest.raises(IngestError) as caught:
+        ingest_shard(client, client.test_collection, "s1", "v1", _objects(60), expected=60,
+                     policy=policy)  # fmt: skip
+    assert caught.value.report.transient_only
+    assert len(caught.value.report.failed) == 60
+    assert "still failing after 0s of retries" in str(caught.value)
+    assert "injected DEADLINE_EXCEEDED" in str(caught.value)
+    assert count_shard(client.collections.get(client.test_collection), "s1") == 0
 
 
-def test_a_persistent_server_failure_fails_the_shard_with_the_reason(sandbox):
-    client = _sandbox_client(sandbox)
-    name = f"Down_{uuid.uuid4().hex[:8]}"
-    ensure_collection(client, name)
-    try:
-        sandbox.faults.fail_next_batches(10_000, grpc.StatusCode.DEADLINE_EXCEEDED)
-        policy = IngestPolicy(max_objects=50, retry_seconds=0.5, first_backoff_seconds=0.1)
-        with pytest.raises(IngestError) as caught:
-            ingest_shard(client, name, "s1", "v1", _objects(60), expected=60, policy=policy)
-        assert caught.value.report.transient_only
-        assert len(caught.value.report.failed) == 60
-        assert "still failing after 0s of retries" in str(caught.value)
-        assert "DEADLINE_EXCEEDED" in str(caught.value)
-    finally:
-        sandbox.faults.clear()
-        client.collections.delete(name)
-        client.close()
+def test_a_batch_the_server_finds_too_large_is_split_until_it_fits(client):
+    faults = GrpcFaults().install(client)
+    faults.max_objects = 30
+    policy = IngestPolicy(max_objects=100)
+    report = ingest_shard(client, client.test_collection, "s1", "v1", _objects(200),
+                          expected=200, policy=policy)  # fmt: skip
+    assert report.count_in_weaviate == 200 and not report.failed
+    assert report.batches == 2 and report.splits == 2 * (1 + 2)  # 100 -> 50 -> 25 each
 
 
-def test_a_server_restart_in_the_middle_of_an_ingest_loses_nothing(tmp_path):
-    server = SandboxServer(data_dir=tmp_path).start()
-    client = _sandbox_client(server)
-    name = f"Restart_{uuid.uuid4().hex[:8]}"
-    ensure_collection(client, name)
-    server.faults.delay_batches(0.05)
+def _ingest_in_background(client, name, objects, policy) -> tuple[threading.Thread, dict]:
     outcome: dict = {}
 
     def ingest():
-        policy = IngestPolicy(max_objects=10, retry_seconds=60, first_backoff_seconds=0.2)
         try:
             outcome["report"] = ingest_shard(
-                client, name, "s1", "v1", _objects(300), expected=300, policy=policy
+                client, name, "s1", "v1", objects, expected=len(objects), policy=policy
             )
-        except Exception as exc:  # surfaced by the assertion below
+        except Exception as exc:  # the test asserts on it
             outcome["error"] = exc
 
     worker = threading.Thread(target=ingest)
     worker.start()
-    time.sleep(0.5)
-    assert worker.is_alive(), "the ingest ended before the restart"
-    server.stop()
-    time.sleep(1.0)
-    server.start()  # same ports, same data directory
-    worker.join(timeout=120)
+    return worker, outcome
+
+
+def test_a_server_restart_in_the_middle_of_an_ingest_loses_nothing(start_server):
+    server = start_server()
+    client = connect(server)
+    name = f"Restart_{uuid.uuid4().hex[:8]}"
+    ensure_collection(client, name)
+    faults = GrpcFaults().install(client)
+    faults.hold_at = 10  # the tenth batch waits while the server restarts under it
+    policy = IngestPolicy(max_objects=10, retry_seconds=120, first_backoff_seconds=0.2)
+    worker, outcome = _ingest_in_background(client, name, _objects(300), policy)
     try:
+        assert faults.held.wait(60), "the ingest never reached its tenth batch"
+        server.stop()
+        server.start()  # same ports, same data directory
+        faults.release.set()
+        worker.join(timeout=300)
         assert "error" not in outcome, outcome.get("error")
         report = outcome["report"]
         assert report.count_in_weaviate == 300 and not report.failed
     finally:
+        faults.release.set()
         client.close()
-        server.stop()
 
 
-def test_objects_the_server_refuses_are_named(sandbox):
-    client = _sandbox_client(sandbox)
-    name = f"Refuse_{uuid.uuid4().hex[:8]}"
+def test_a_killed_server_fails_the_shard_loudly_and_counts_nothing_unwritten(start_server):
+    """kill -9 of the only node: the ingest retries for its budget, then fails with every
+    unacknowledged object named as failed; what it counted as written is really there after
+    the server comes back, and a rerun ends at the exact count."""
+    server = start_server()
+    client = connect(server)
+    name = f"Killed_{uuid.uuid4().hex[:8]}"
     ensure_collection(client, name)
-    objects = _objects(30)
+    faults = GrpcFaults().install(client)
+    faults.hold_at = 6
+    objects = _objects(200)
+    policy = IngestPolicy(max_objects=10, concurrent_requests=1, retry_seconds=3,
+                          first_backoff_seconds=0.2)  # fmt: skip
+    worker, outcome = _ingest_in_background(client, name, objects, policy)
     try:
-        sandbox.faults.reject_objects({objects[4].uuid, objects[20].uuid}, "vector index full")
-        with pytest.raises(IngestError) as caught:
-            ingest_shard(client, name, "s1", "v1", objects, expected=30)
-        assert not caught.value.report.transient_only
-        assert {f.doc_id for f in caught.value.report.failed} == {"doc-4", "doc-20"}
-        assert "vector index full" in str(caught.value)
+        assert faults.held.wait(60), "the ingest never reached its sixth batch"
+        server.kill()
+        faults.release.set()
+        worker.join(timeout=300)
+        error = outcome.get("error")
+        assert isinstance(error, IngestError), outcome
+        report = error.report
+        assert report.transient_only and report.failed
+        assert "still failing after 3s of retries" in str(error)
+        assert report.written == 50  # the five batches acknowledged before the kill
     finally:
-        sandbox.faults.clear()
-        client.collections.delete(name)
+        faults.release.set()
         client.close()
+    server.start()
+    with connect(server) as again:
+        collection = again.collections.get(name)
+        assert count_shard(collection, "s1") >= report.written
+        rerun = ingest_shard(again, name, "s1", "v1", objects, expected=200)
+        assert rerun.count_in_weaviate == 200 and not rerun.failed
