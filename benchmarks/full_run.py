@@ -11,8 +11,12 @@ What runs:
 3. runs of the `index_shards` job (chunks, embeddings, weaviate_index and its count check) over
    consecutive ranges of --shards-per-run shards, each one a `dagster job execute` process like
    those the run launcher starts, at most --concurrent-runs at a time, on a Dagster instance
-   with the project's dagster.yaml (so the GPU pool holds), against a Weaviate-protocol sandbox
-   in its own process, or a real Weaviate with --weaviate-url.
+   with the project's dagster.yaml (so the GPU pool holds), against the project's managed
+   Weaviate (the pinned server binary, `resources/weaviate/server.py`) started here on free
+   loopback ports with its data in the output folder and stopped at the end, or against the
+   Weaviate at --weaviate-url. The runs reach the managed server in `managed` mode, as a
+   backfill on one machine does; it is started before the first run so that no run's ingest
+   pays for its start.
 
 What it reports, from the runs' own materialization metadata and step statistics: embedding
 tokens/s (tokens over the engine's wall seconds), ingest objects/s (objects over the ingest
@@ -61,19 +65,47 @@ from dagster._core.storage.tags import (  # noqa: E402
 
 from orchestration.partitions import shard_partitions  # noqa: E402
 from resources.corpus.sample import SampleSpec, corpus_totals, write_sample_corpus  # noqa: E402
+from resources.weaviate.server import LocalServer  # noqa: E402
 
 REFERENCE_DOCS = 1_250_000
 REFERENCE_ESTIMATE_HOURS = (35, 50)  # one A40, the documents the project started from
 STAGES = ("chunks", "embeddings", "weaviate_index")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _free_ports(count: int) -> int:
+    """The first of `count` consecutive ports that are free on loopback now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
-def _environment(args: argparse.Namespace, out: Path, http: int, grpc: int) -> dict[str, str]:
+def managed_server(out: Path) -> LocalServer:
+    """The managed server of the run's data directory, on free ports (HTTP, gRPC and its four
+    cluster ports in one block), where `WEAVIATE_MODE=managed` runs look for it; with the API
+    key the runs will send, if WEAVIATE_API_KEY is set."""
+    first = _free_ports(6)
+    return LocalServer(root=out / "data" / "weaviate", http_port=first, grpc_port=first + 1,
+                       cluster_port=first + 2,
+                       api_key=os.environ.get("WEAVIATE_API_KEY") or None)  # fmt: skip
+
+
+def _environment(args: argparse.Namespace, out: Path, server: LocalServer | None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DAGSTER_HOME=str(out / "dagster_home"),
@@ -88,11 +120,16 @@ def _environment(args: argparse.Namespace, out: Path, http: int, grpc: int) -> d
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         FULL_RUN_DEFINITIONS=str(args.definitions.resolve()) if args.definitions else "",
     )
-    if args.weaviate_url:
+    if server is None:
         env.update(WEAVIATE_MODE="custom", WEAVIATE_URL=args.weaviate_url)
     else:
-        env.update(WEAVIATE_MODE="local", WEAVIATE_URL=f"http://127.0.0.1:{http}")
-        env["WEAVIATE_GRPC_PORT"] = str(grpc)
+        env.pop("WEAVIATE_URL", None)
+        env.update(
+            WEAVIATE_MODE="managed",
+            WEAVIATE_MANAGED_PORT=str(server.http_port),
+            WEAVIATE_MANAGED_GRPC_PORT=str(server.grpc_port),
+            WEAVIATE_MANAGED_CLUSTER_PORT=str(server.cluster_port),
+        )
     return env
 
 
@@ -323,7 +360,10 @@ def main() -> None:
         "--chunk-processes", type=int, default=0, help="CHUNK_PROCESSES (0: the asset's default)"
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--weaviate-url", default=None, help="a real Weaviate (default: sandbox)")
+    parser.add_argument(
+        "--weaviate-url", default=None,
+        help="a running Weaviate (default: the managed server, started in --out)",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(".data/full-run"))
     parser.add_argument(
         "--definitions", type=Path, default=None,
@@ -332,6 +372,7 @@ def main() -> None:
     args = parser.parse_args()
 
     out = args.out.resolve()
+    LocalServer(root=out / "data" / "weaviate").stop()  # one an interrupted run left behind
     shutil.rmtree(out, ignore_errors=True)
     (out / "dagster_home").mkdir(parents=True)
     shutil.copy(ROOT / "dagster.yaml", out / "dagster_home" / "dagster.yaml")
@@ -340,16 +381,11 @@ def main() -> None:
     corpus_seconds = time.perf_counter() - started
     reference = corpus_totals(SampleSpec(docs=REFERENCE_DOCS))
 
-    http, grpc = _free_port(), _free_port()
-    env = _environment(args, out, http, grpc)
-    sandbox = None
-    if not args.weaviate_url:
-        sandbox = subprocess.Popen(
-            [sys.executable, "-m", "orchestration.cli", "sandbox", "--port", str(http),
-             "--grpc-port", str(grpc), "--data-dir", str(out / "sandbox")],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    server = None if args.weaviate_url else managed_server(out)
+    env = _environment(args, out, server)
     try:
+        if server is not None:
+            server.start()
         started = time.perf_counter()
         _Run(env, "register_shards", "register_shards").wait()
         register_seconds = time.perf_counter() - started
@@ -360,11 +396,11 @@ def main() -> None:
             wall, launched = run_backfill(env, keys, args.shards_per_run, args.concurrent_runs)
             measured = measure(instance, began, wall, args.concurrent_runs, launched)
     finally:
-        if sandbox is not None:
-            sandbox.terminate()
-            sandbox.wait()
+        if server is not None:
+            server.stop()
     report = {
         "settings": {k: str(v) for k, v in vars(args).items()},
+        "weaviate": server.describe() if server else f"custom at {args.weaviate_url}",
         "corpus": sample,
         "corpus_seconds": corpus_seconds,
         "register_seconds": register_seconds,
