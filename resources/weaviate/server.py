@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -216,7 +217,7 @@ class LocalServer:
             pid = int(json.loads(self._pid_file.read_text())["pid"])
         except (OSError, ValueError, KeyError):
             return None
-        return pid if _alive(pid) else None
+        return pid if _alive(pid) and _runs_weaviate(pid) else None
 
     def start(self, progress: Progress = print, wait_seconds: float = READY_SECONDS) -> bool:
         """Start the server unless it already answers; True when this call started it."""
@@ -240,31 +241,33 @@ class LocalServer:
         return started
 
     def _spawn(self, binary: Path) -> None:
+        """Start the server detached: a shell starts it in the background and exits, so the
+        server is nobody's child here and outlives this process without a zombie or a warning."""
         command = [str(binary), "--host", "127.0.0.1", "--port", str(self.http_port),
                    "--scheme", "http", "--read-timeout=600s", "--write-timeout=600s"]  # fmt: skip
-        with open(self.log_file, "ab") as log:
-            process = subprocess.Popen(
-                command, env={**os.environ, **self.environment()}, stdout=log, stderr=log,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
-        self._pid_file.write_text(json.dumps({"pid": process.pid, "version": self.version,
+        log = shlex.quote(str(self.log_file))
+        shell = subprocess.run(
+            ["/bin/sh", "-c", f'"$@" >>{log} 2>&1 </dev/null & echo $!', "sh", *command],
+            env={**os.environ, **self.environment()}, stdout=subprocess.PIPE, text=True,
+            check=True, start_new_session=True,
+        )  # fmt: skip
+        self._pid_file.write_text(json.dumps({"pid": int(shell.stdout), "version": self.version,
                                               "http_port": self.http_port,
                                               "grpc_port": self.grpc_port}))  # fmt: skip
-        # The server outlives this process on purpose; keeping the handle stops Python from
-        # warning at exit that a child is still running.
-        _STARTED.append(process)
 
     def _wait_ready(self, wait_seconds: float) -> None:
         deadline = time.monotonic() + wait_seconds
+        failure = f"did not become ready within {wait_seconds:.0f}s"
         while time.monotonic() < deadline:
             if self.ready():
                 return
             if self.pid() is None and not _listening(self.http_port):
-                break  # it exited
+                failure = "exited before it was ready"
+                break
             time.sleep(0.2)
         raise ServerError(
-            f"{self.describe()} did not become ready within {wait_seconds:.0f}s; the end of "
-            f"its log ({self.log_file}):\n{self.log_tail()}"
+            f"{self.describe()} {failure}; the end of its log ({self.log_file}):\n"
+            f"{self.log_tail()}"
         )
 
     def log_tail(self, lines: int = 15) -> str:
@@ -303,9 +306,6 @@ class LocalServer:
         return f"stopped: {self.describe()}"
 
 
-_STARTED: list[subprocess.Popen] = []
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -313,15 +313,28 @@ def _listening(port: int) -> bool:
 
 
 def _alive(pid: int) -> bool:
-    """Whether `pid` runs; a child of ours that exited is reaped, not taken for alive."""
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
+    """Whether `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _runs_weaviate(pid: int) -> bool:
+    """Guards against a stale pid file whose number now belongs to another program."""
+    try:
+        return b"weaviate" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc
+        return True
 
 
 def _exited(pid: int, wait_seconds: float) -> bool:
