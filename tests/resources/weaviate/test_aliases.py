@@ -1,25 +1,23 @@
-"""Contract tests for collection aliases (Weaviate 1.32+), through the unmodified client.
+"""Collection aliases (Weaviate 1.32+) on the real server, through the unmodified client.
 
 An alias is what lets a re-index build a new collection beside the live one and switch readers
-over in one step. Each test runs against the sandbox and, where WEAVIATE_URL is set, against a
-real Weaviate; the last one is sandbox-only (a restart over the same data directory).
+over in one step, so readers must follow it at once and it must outlive a server restart.
 """
 
 from __future__ import annotations
 
 import uuid as uuid_lib
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter
-from weaviate.exceptions import UnexpectedStatusCodeError
+from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInsertManyAllFailedError
 from weaviate.util import generate_uuid5
 
-from resources.weaviate.sandbox import SandboxServer
+from resources.weaviate.server import LocalServer
 from tests.conftest import WeaviateTarget, connect
 
 
@@ -132,24 +130,69 @@ def test_aliases_that_cannot_exist_are_refused(
     alias, blue, green = names
     make(client, blue, ["b1"])
 
-    with pytest.raises(UnexpectedStatusCodeError):
-        client.alias.create(alias_name=alias, target_collection=green)  # no such collection
-    with pytest.raises(UnexpectedStatusCodeError):
-        client.alias.create(alias_name=blue, target_collection=blue)  # a collection's name
+    def refusal(create: Callable[[], object]) -> str:
+        with pytest.raises(UnexpectedStatusCodeError) as err:
+            create()
+        assert err.value.status_code == 422
+        return err.value.message
+
+    no_target = refusal(lambda: client.alias.create(alias_name=alias, target_collection=green))
+    assert "class does not exist: bad request" in no_target
+    named_like_a_collection = refusal(
+        lambda: client.alias.create(alias_name=blue, target_collection=blue)
+    )
+    assert f"create alias: class {blue} already exists" in named_like_a_collection
     client.alias.create(alias_name=alias, target_collection=blue)
-    with pytest.raises(UnexpectedStatusCodeError):
-        client.alias.create(alias_name=alias, target_collection=blue)  # already exists
+    twice = refusal(lambda: client.alias.create(alias_name=alias, target_collection=blue))
+    assert f"create alias: {alias}, alias already exists" in twice
+    to_nothing = refusal(lambda: client.alias.update(alias_name=alias, new_target_collection=green))
+    assert "class does not exist: bad request" in to_nothing
+    assert client.alias.get(alias_name=alias).collection == blue
     assert client.alias.update(alias_name=f"{alias}x", new_target_collection=blue) is False
 
 
-def _sandbox_client(srv: SandboxServer) -> weaviate.WeaviateClient:
-    return connect(WeaviateTarget("sandbox", srv.host, srv.http_port, srv.grpc_port))
+def test_an_alias_is_not_a_collection(
+    client: weaviate.WeaviateClient, names: tuple[str, str, str]
+) -> None:
+    """Collections are dropped by their own name; dropping one leaves its aliases dangling,
+    which is why a re-index keeps the previous collection until the alias has moved."""
+    alias, blue, _ = names
+    make(client, blue, ["b1"])
+    client.alias.create(alias_name=alias, target_collection=blue)
+
+    client.collections.delete(alias)  # answered 200, and nothing is dropped
+    assert client.collections.exists(blue)
+    assert client.alias.get(alias_name=alias).collection == blue
+    with pytest.raises(UnexpectedStatusCodeError) as err:
+        client.collections.create(alias, vector_config=Configure.Vectors.self_provided())
+    assert f"alias name {alias} already exists" in err.value.message
+
+    client.collections.delete(blue)
+    assert client.alias.get(alias_name=alias).collection == blue
+    assert client.collections.exists(alias) is False
+    with pytest.raises(weaviate.exceptions.WeaviateQueryError) as read:
+        client.collections.get(alias).query.fetch_objects()
+    assert f"could not find class {blue} in schema" in str(read.value)
+    with pytest.raises(WeaviateInsertManyAllFailedError) as write:  # auto-schema refuses too
+        client.collections.get(alias).data.insert_many([DataObject({"doc_id": "x"})])
+    assert f"alias name {alias} already exists" in str(write.value)
+    assert blue not in client.collections.list_all(simple=True)
 
 
-def test_aliases_survive_a_restart(tmp_path: Path) -> None:
-    with SandboxServer(data_dir=tmp_path) as srv, _sandbox_client(srv) as c:
+def test_aliases_survive_a_restart(start_server: Callable[..., LocalServer]) -> None:
+    server = start_server()
+    with connect(server) as c:
         make(c, "Blue", ["b1"])
+        make(c, "Green", ["g1"])
         c.alias.create(alias_name="Index", target_collection="Blue")
-    with SandboxServer(data_dir=tmp_path) as srv, _sandbox_client(srv) as c:
-        assert c.alias.get(alias_name="Index").collection == "Blue"
+        c.alias.create(alias_name="Switched", target_collection="Blue")
+        c.alias.update(alias_name="Switched", new_target_collection="Green")
+    assert server.stop() is True
+    assert server.start() is True
+    with connect(server) as c:
+        assert {a.alias: a.collection for a in c.alias.list_all().values()} == {
+            "Index": "Blue",
+            "Switched": "Green",
+        }
         assert doc_ids(c, "Index") == {"b1"}
+        assert doc_ids(c, "Switched") == {"g1"}

@@ -1,65 +1,153 @@
+"""Choosing a Weaviate connection: the description it records, its refusals, its secrecy.
+
+The description goes into run metadata and logs, so it must say which server was used and why,
+and never carry the API key; a misconfiguration must fail before anything is written.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
 import pytest
 
 from resources.weaviate import connection
 from resources.weaviate.connection import (
     ConnectionSettings,
-    Target,
     WeaviateConnectionError,
     resolve,
 )
+from resources.weaviate.server import WEAVIATE_VERSION
+from tests.conftest import _free_ports
+
+SECRET = "top-secret-key-4711"
 
 
-def test_auto_uses_the_configured_url_first():
-    target = resolve(ConnectionSettings(url="http://weaviate.internal:8080", api_key="s3cret"))
+def test_auto_uses_the_configured_url_as_a_custom_server():
+    settings = ConnectionSettings(url="http://weaviate.internal:8080", api_key=SECRET)
+    target = resolve(settings)
     assert target.mode == "custom"
-    assert "weaviate.internal:8080" in target.description
-    assert "s3cret" not in target.description and "s3cret" not in repr(target)
+    assert target.description == "custom at weaviate.internal:8080 (auto: WEAVIATE_URL is set)"
+    assert SECRET not in repr(target) and SECRET not in repr(settings)
 
 
-def test_auto_falls_back_to_the_sandbox_with_the_reason(monkeypatch):
-    monkeypatch.setattr(connection, "_embedded_available", lambda: (False, "binary not cached"))
-    target = resolve(ConnectionSettings(sandbox_port=18090))
-    assert target.mode == "sandbox"
-    assert "binary not cached" in target.description
-    assert "set WEAVIATE_URL for a real Weaviate" in target.description
+def test_auto_without_a_url_uses_the_managed_server_and_says_why(tmp_path: Path):
+    settings = ConnectionSettings(data_dir=str(tmp_path), managed_port=18123, api_key=SECRET)
+    target = resolve(settings)
+    assert target.mode == "managed"
+    assert target.description == (
+        f"managed Weaviate {WEAVIATE_VERSION} on 127.0.0.1:18123 (data {tmp_path / 'weaviate'})"
+        " (auto: no WEAVIATE_URL)"
+    )
+    assert SECRET not in repr(target) and SECRET not in repr(settings.managed_server())
 
 
-def test_auto_prefers_embedded_when_its_binary_is_available(monkeypatch):
-    monkeypatch.setattr(connection, "_embedded_available", lambda: (True, "binary cached"))
-    assert resolve(ConnectionSettings()).mode == "embedded"
+@pytest.mark.parametrize(
+    ("settings", "description"),
+    [
+        (ConnectionSettings(mode="LOCAL", url="localhost"), "local at localhost:8080"),
+        (ConnectionSettings(mode="custom", url="https://w.example"), "custom at w.example:443"),
+        (ConnectionSettings(mode="cloud", url="https://x.weaviate.cloud"), "cloud at x.weaviate"),
+        (ConnectionSettings(mode="managed", url="http://ignored:1"), "managed Weaviate"),
+    ],
+)
+def test_an_explicit_mode_is_used_as_given(settings, description):
+    target = resolve(settings)
+    assert target.mode == settings.mode.lower()
+    assert target.description.startswith(description)
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (ConnectionSettings(mode="nosql"), "unknown Weaviate mode 'nosql'"),
-        (ConnectionSettings(mode="local"), "needs a URL"),
-        (ConnectionSettings(mode="cloud"), "needs a URL"),
+        (
+            ConnectionSettings(mode="nosql"),
+            "unknown Weaviate mode 'nosql'; use one of ('auto', 'managed', 'local', 'custom', "
+            "'cloud')",
+        ),
+        (ConnectionSettings(mode="local"), "Weaviate mode 'local' needs a URL (WEAVIATE_URL)"),
+        (ConnectionSettings(mode="custom"), "Weaviate mode 'custom' needs a URL (WEAVIATE_URL)"),
+        (ConnectionSettings(mode="cloud"), "Weaviate mode 'cloud' needs a URL (WEAVIATE_URL)"),
+        (ConnectionSettings(url="http://:8080"), "WEAVIATE_URL 'http://:8080' has no host"),
     ],
 )
 def test_misconfiguration_is_refused_clearly(settings, message):
-    with pytest.raises(WeaviateConnectionError, match=message):
+    with pytest.raises(WeaviateConnectionError) as caught:
         resolve(settings)
+    assert str(caught.value) == message
+
+
+def test_cloud_without_a_key_is_refused_before_connecting():
+    target = resolve(ConnectionSettings(mode="cloud", url="https://x.weaviate.cloud"))
+    with pytest.raises(WeaviateConnectionError) as caught:
+        target.connect()
+    assert str(caught.value) == "Weaviate mode 'cloud' needs WEAVIATE_API_KEY"
 
 
 def test_connection_errors_name_the_target_and_hide_the_api_key():
     settings = ConnectionSettings(mode="custom", url="http://127.0.0.1:9", grpc_port=9,
-                                  api_key="top-secret-key")  # fmt: skip
+                                  api_key=SECRET)  # fmt: skip
     with pytest.raises(WeaviateConnectionError) as caught:
         resolve(settings).connect()
-    assert "custom at 127.0.0.1:9" in str(caught.value)
-    assert "top-secret-key" not in str(caught.value)
+    assert str(caught.value).startswith("cannot connect to Weaviate (custom at 127.0.0.1:9): ")
+    assert SECRET not in str(caught.value)
 
 
-def test_embedded_failure_names_the_other_modes(monkeypatch, tmp_path):
-    def no_download(**_):
-        raise OSError("Name or service not known")
+def test_a_client_error_that_echoes_the_key_is_masked(monkeypatch):
+    def echoing_connect(**kwargs):
+        raise ValueError(f"rejected credentials {kwargs['auth_credentials']}")
 
-    monkeypatch.setattr(connection.weaviate, "connect_to_embedded", no_download)
-    target = Target(
-        "embedded", "embedded", ConnectionSettings(mode="embedded", data_dir=str(tmp_path))
-    )
+    monkeypatch.setattr(connection.weaviate, "connect_to_custom", echoing_connect)
+    settings = ConnectionSettings(url="http://weaviate.internal:8080", api_key=SECRET)
     with pytest.raises(WeaviateConnectionError) as caught:
-        target.connect()
-    for word in ("network access", "'local'/'custom'", "'cloud'", "'sandbox'"):
-        assert word in str(caught.value)
+        resolve(settings).connect()
+    assert str(caught.value) == (
+        "cannot connect to Weaviate (custom at weaviate.internal:8080 (auto: WEAVIATE_URL is "
+        "set)): rejected credentials ***"
+    )
+
+
+def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
+    first = _free_ports(6)
+    settings = ConnectionSettings(data_dir=str(tmp_path), managed_port=first,
+                                  managed_grpc_port=first + 1, managed_cluster_port=first + 2,
+                                  api_key=SECRET)  # fmt: skip
+    server = settings.managed_server()
+    assert server.pid() is None
+    try:
+        with resolve(settings).connect() as client:
+            assert client.is_ready()
+            assert client.get_meta()["version"] == WEAVIATE_VERSION
+            assert client.collections.list_all(simple=True) == {}
+        assert server.root == tmp_path / "weaviate"
+        assert server.pid() is not None
+        assert server.status().startswith(f"running: {server.describe()}, pid {server.pid()}")
+
+        wrong = ConnectionSettings(mode="custom", url=f"http://127.0.0.1:{first}",
+                                   grpc_port=first + 1, api_key="wrong-key-0815")  # fmt: skip
+        with pytest.raises(WeaviateConnectionError) as caught:
+            resolve(wrong).connect()
+        message = str(caught.value)
+        assert message.startswith(f"cannot connect to Weaviate (custom at 127.0.0.1:{first}): ")
+        assert "401" in message and "unauthorized: invalid api key" in message
+        assert "wrong-key-0815" not in message and SECRET not in message
+    finally:
+        server.stop()
+    assert server.status() == f"stopped: {server.describe()}"
+
+
+def test_a_managed_server_that_cannot_start_is_a_connection_error(tmp_path: Path):
+    first = _free_ports(6)
+    settings = ConnectionSettings(mode="managed", data_dir=str(tmp_path), managed_port=first,
+                                  managed_grpc_port=first + 1, managed_cluster_port=first + 2,
+                                  api_key=SECRET)  # fmt: skip
+    with socket.socket() as other_program:
+        other_program.bind(("127.0.0.1", first + 1))
+        other_program.listen()
+        with pytest.raises(WeaviateConnectionError) as caught:
+            resolve(settings).connect()
+    assert str(caught.value) == (
+        f"cannot start {settings.managed_server().describe()}: port {first + 1} is taken by "
+        "another program; choose other ports or stop it"
+    )
+    assert settings.managed_server().pid() is None

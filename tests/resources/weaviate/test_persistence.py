@@ -1,37 +1,29 @@
-"""Sandbox-only behaviour: restarts over the same data directory, and refusing what it lacks."""
+"""What a managed server keeps across a restart over the same data directory.
+
+The managed server outlives the runs that write to it and is stopped and started by hand, so an
+index must come back as the runs left it: objects, deletes, overwrites, schema changes, and
+dropped collections staying dropped. Each test starts a server of its own.
+"""
 
 from __future__ import annotations
 
-import re
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
-import grpc
 import pytest
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, Tokenization
 from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter, GroupBy
-from weaviate.collections import Collection
-from weaviate.exceptions import (
-    UnexpectedStatusCodeError,
-    WeaviateBatchError,
-    WeaviateQueryError,
-)
+from weaviate.classes.query import Filter
 from weaviate.util import generate_uuid5
 
-from resources.weaviate.sandbox import SandboxServer
-from tests.conftest import WeaviateTarget, connect
+from resources.weaviate.server import LocalServer
+from tests.conftest import connect
 
-
-def _client(srv: SandboxServer) -> weaviate.WeaviateClient:
-    return connect(WeaviateTarget("sandbox", srv.host, srv.http_port, srv.grpc_port))
+StartServer = Callable[..., LocalServer]
 
 
 def _fill(client: weaviate.WeaviateClient) -> None:
+    """20 objects, then deletes by filter and by id, an overwrite and an auto-schema property."""
     docs = client.collections.create(
         "Docs",
         properties=[
@@ -47,12 +39,15 @@ def _fill(client: weaviate.WeaviateClient) -> None:
         ]
     )
     assert result.errors == {}
-    docs.data.delete_many(Filter.by_property("n").less_than(5))
-    docs.data.delete_by_id(generate_uuid5(10))
-    docs.data.insert_many(
+    assert docs.data.delete_many(Filter.by_property("n").less_than(5)).successful == 5
+    assert docs.data.delete_by_id(generate_uuid5(10)) is True
+    overwrite = docs.data.insert_many(
         [DataObject({"doc_id": "new", "n": 100}, uuid=generate_uuid5(7), vector=[0.0, 1.0, 0.0])]
     )
-    docs.data.insert({"doc_id": "auto", "n": 5, "extra": "added"}, uuid=generate_uuid5(99))
+    assert overwrite.errors == {}
+    docs.data.insert(
+        {"doc_id": "auto", "n": 5, "extra": "added"}, uuid=generate_uuid5(99), vector=[1, 1, 1]
+    )
     client.collections.create("Empty", vector_config=Configure.Vectors.self_provided())
 
 
@@ -67,146 +62,58 @@ def _snapshot(client: weaviate.WeaviateClient) -> dict[str, object]:
         "collections": sorted(client.collections.list_all(simple=True)),
         "properties": sorted((p.name, p.data_type.value) for p in schema.properties),
         "objects": objects,
+        "count": docs.aggregate.over_all(total_count=True).total_count,
     }
 
 
-def test_restart_keeps_collections_objects_deletes_and_overwrites(tmp_path: Path) -> None:
-    with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
+def test_restart_keeps_collections_objects_deletes_and_overwrites(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    with connect(server) as client:
         _fill(client)
         before = _snapshot(client)
     assert before["collections"] == ["Docs", "Empty"]
-    assert len(before["objects"]) == 20 - 5 - 1 + 1  # type: ignore[arg-type]
+    assert len(before["objects"]) == before["count"] == 20 - 5 - 1 + 1  # type: ignore[arg-type]
     assert ("extra", "text") in before["properties"]  # type: ignore[operator]
 
-    log = tmp_path / "collections" / "Docs" / "objects.log"
-    sizes = [log.stat().st_size]
-    for _ in range(2):  # the first start compacts the log, the second reads the compacted one
-        with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
-            sizes.append(log.stat().st_size)
-            after = _snapshot(client)
-            assert after == before
-            overwritten = client.collections.get("Docs").query.fetch_object_by_id(
-                generate_uuid5(7), include_vector=True
-            )
-            assert overwritten is not None and overwritten.properties["doc_id"] == "new"
-            assert overwritten.vector["default"] == pytest.approx([0.0, 1.0, 0.0])
-    assert sizes[0] > sizes[1] == sizes[2]
+    assert server.stop() is True
+    assert server.start() is True
+    with connect(server) as client:
+        assert _snapshot(client) == before
+        docs = client.collections.get("Docs")
+        overwritten = docs.query.fetch_object_by_id(generate_uuid5(7), include_vector=True)
+        assert overwritten is not None
+        assert overwritten.properties == {"doc_id": "new", "n": 100, "extra": None}
+        assert overwritten.vector["default"] == pytest.approx([0.0, 1.0, 0.0])
+        assert docs.query.fetch_object_by_id(generate_uuid5(10)) is None
+        nearest = docs.query.near_vector([0.0, 1.0, 0.0], limit=1).objects
+        assert [str(o.uuid) for o in nearest] == [generate_uuid5(7)], "the vector index came back"
+        # Stopping flushed the writes to disk segments, which node statistics count.
+        nodes = client.cluster.nodes(collection="Docs", output="verbose")
+        assert [s.object_count for s in nodes[0].shards] == [15]
 
 
-def test_torn_log_tail_is_dropped(tmp_path: Path) -> None:
-    with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
+def test_killed_server_keeps_acknowledged_writes(start_server: StartServer) -> None:
+    """A SIGKILL (the OOM killer, a lost node) skips the flush; the write-ahead log replays."""
+    server = start_server()
+    with connect(server) as client:
         _fill(client)
         before = _snapshot(client)
-    with (tmp_path / "collections" / "Docs" / "objects.log").open("ab") as log:
-        log.write(b"P\x10\x00\x00\x00\x00\x00")  # a record header whose body never arrived
-    with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
+    server.kill()
+    assert server.pid() is None
+    assert server.start() is True
+    with connect(server) as client:
         assert _snapshot(client) == before
-        client.collections.get("Docs").data.insert({"doc_id": "later"}, uuid=generate_uuid5(500))
-    with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
-        assert client.collections.get("Docs").data.exists(generate_uuid5(500))
 
 
-def test_dropped_collection_stays_dropped(tmp_path: Path) -> None:
-    with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
+def test_dropped_collection_stays_dropped(start_server: StartServer) -> None:
+    server = start_server()
+    with connect(server) as client:
         _fill(client)
         client.collections.delete("Docs")
-    with SandboxServer(data_dir=tmp_path) as srv, _client(srv) as client:
+    assert server.stop() is True
+    assert server.start() is True
+    with connect(server) as client:
         assert client.collections.list_all(simple=True).keys() == {"Empty"}
-
-
-@pytest.fixture(scope="module")
-def memory_sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def docs(memory_sandbox: SandboxServer) -> Iterator[Collection]:
-    with _client(memory_sandbox) as client:
-        collection = client.collections.create(
-            "Unsupported", vector_config=Configure.Vectors.self_provided()
-        )
-        collection.data.insert({"text": "hello world"}, vector=[1.0, 0.0])
-        yield collection
-        client.collections.delete("Unsupported")
-
-
-@pytest.mark.parametrize(
-    ("query", "feature"),
-    [
-        (lambda c: c.query.hybrid("hello"), "hybrid queries"),
-        (lambda c: c.query.bm25("hello"), "bm25 (keyword) queries"),
-        (lambda c: c.query.near_text("hello"), "near_text queries"),
-        (lambda c: c.query.near_vector([1.0, 0.0], auto_limit=1), "autocut"),
-        (
-            lambda c: c.query.near_vector(
-                [1.0, 0.0], group_by=GroupBy(prop="text", number_of_groups=1, objects_per_group=1)
-            ),
-            "group-by queries",
-        ),
-    ],
-)
-def test_unsupported_queries_answer_unimplemented(
-    docs: Collection, query: Callable[[Collection], object], feature: str
-) -> None:
-    with pytest.raises(WeaviateQueryError) as err:
-        query(docs)
-    assert f"the Weaviate sandbox does not implement {feature}" in str(err.value)
-
-
-def test_unsupported_calls_name_the_feature(
-    docs: Collection, memory_sandbox: SandboxServer
-) -> None:
-    with pytest.raises(WeaviateQueryError) as err:
-        docs.aggregate.over_all(group_by="text")
-    assert "does not implement grouped aggregations" in str(err.value)
-
-    with pytest.raises(UnexpectedStatusCodeError) as rest_err:
-        docs.config.update(description="changed")
-    assert rest_err.value.status_code == 501
-    assert "does not implement PUT /v1/schema/Unsupported" in rest_err.value.message
-
-    channel = grpc.insecure_channel(f"127.0.0.1:{memory_sandbox.grpc_port}")
-    from weaviate.proto.v1 import tenants_pb2, weaviate_pb2_grpc
-
-    with pytest.raises(grpc.RpcError) as rpc_err:
-        weaviate_pb2_grpc.WeaviateStub(channel).TenantsGet(
-            tenants_pb2.TenantsGetRequest(collection="Unsupported")
-        )
-    channel.close()
-    assert rpc_err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert "multi-tenancy" in rpc_err.value.details()
-
-
-def test_injected_batch_failures(docs: Collection, memory_sandbox: SandboxServer) -> None:
-    memory_sandbox.faults.fail_next_batches(1, grpc.StatusCode.RESOURCE_EXHAUSTED)
-    with pytest.raises(WeaviateBatchError, match="injected fault: RESOURCE_EXHAUSTED"):
-        docs.data.insert_many([DataObject({"text": "a"}, vector=[0.0, 1.0])])
-    assert docs.data.insert_many([DataObject({"text": "b"}, vector=[0.0, 1.0])]).errors == {}
-    assert len(docs) == 2
-
-
-def test_serve_forever_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    code = (
-        "from resources.weaviate.sandbox import serve_forever; "
-        f"serve_forever(0, 0, {str(tmp_path)!r})"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=Path.cwd()
-    )
-    try:
-        assert proc.stdout is not None
-        banner = proc.stdout.readline()
-        http_port, grpc_port = (int(p) for p in re.findall(r":(\d+)", banner))
-        with connect(WeaviateTarget("sandbox", "127.0.0.1", http_port, grpc_port)) as client:
-            assert client.is_ready()
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-
-def test_refuses_to_listen_beyond_loopback() -> None:
-    with pytest.raises(ValueError, match="loopback"):
-        SandboxServer(host="0.0.0.0")
+        assert not client.collections.exists("Docs")
