@@ -211,13 +211,16 @@ class LocalServer:
         except (urllib.error.URLError, OSError):
             return False
 
-    def pid(self) -> int | None:
-        """The process this data directory's server runs as, if it is alive."""
+    def _recorded_pid(self) -> int | None:
         try:
-            pid = int(json.loads(self._pid_file.read_text())["pid"])
+            return int(json.loads(self._pid_file.read_text())["pid"])
         except (OSError, ValueError, KeyError):
             return None
-        return pid if _alive(pid) and _runs_weaviate(pid) else None
+
+    def pid(self) -> int | None:
+        """The process this data directory's server runs as, if it is alive."""
+        pid = self._recorded_pid()
+        return pid if pid is not None and _alive(pid) and _runs_weaviate(pid) else None
 
     def start(self, progress: Progress = print, wait_seconds: float = READY_SECONDS) -> bool:
         """Start the server unless it already answers; True when this call started it."""
@@ -261,7 +264,8 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self.ready():
                 return
-            if self.pid() is None and not _listening(self.http_port):
+            pid = self._recorded_pid()
+            if (pid is None or not _alive(pid)) and not _listening(self.http_port):
                 failure = "exited before it was ready"
                 break
             time.sleep(0.2)
