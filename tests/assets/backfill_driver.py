@@ -1,6 +1,7 @@
 """Runs a backfill of every shard partition that is not yet indexed, like the UI's
 "re-execute failed partitions": used by the kill-and-resume tests, in process and as a child
-process that kills itself (SIGKILL) at a chosen moment.
+process that kills itself (SIGKILL) at a chosen moment, with every process it started when it
+runs in a session of its own.
 
     python -m tests.assets.backfill_driver CONFIG.json
 """
@@ -76,6 +77,12 @@ def backfill(config: dict):
 
 
 def _die() -> None:
+    """SIGKILL, as a lost machine or the OOM killer would; when this process leads its own
+    process group, the whole group dies with it, as a killed pod's processes all do. Dagster's
+    step log capture runs `tail` and a watcher that stops it when this process dies; a kill
+    between the two starts would leave `tail` running, holding this process's stdout."""
+    if os.getpgid(0) == os.getpid():
+        os.killpg(os.getpid(), signal.SIGKILL)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -150,8 +157,9 @@ def install_kill(kill: dict) -> None:
     elif point == "stale_deletion":
         _kill_on_call(ingest, "delete_stale", nth, after=True)
     elif point == "random":
-        delay = random.Random(kill["seed"]).uniform(*kill["window"])
-        threading.Timer(delay, _die).start()
+        # After the nth event the run records, n drawn from `window` by the seed.
+        nth = round(random.Random(kill["seed"]).uniform(*kill["window"]))
+        _kill_on_call(DagsterInstance, "handle_new_event", max(nth, 1), after=True)
     else:
         raise ValueError(f"unknown kill point {point!r}")
 

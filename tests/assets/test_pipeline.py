@@ -2,6 +2,7 @@
 
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance, materialize
 from sentence_transformers import SentenceTransformer
-from weaviate.classes.query import Filter
+from weaviate.classes.query import Filter, MetadataQuery
 
 from assets.chunks import chunks
 from assets.corpus import corpus_shard
@@ -25,7 +26,7 @@ from resources.corpus.sample import SampleSpec, iter_documents
 from resources.embedding import EmbeddingResource
 from resources.embedding.model_source import load_tokenizer, resolve_model_path
 from resources.weaviate import WeaviateResource
-from tests.conftest import WeaviateTarget, connect
+from tests.conftest import connect
 
 ASSETS = [corpus_shard, chunks, embeddings, weaviate_index, object_count_matches_chunks]
 DOCS = 200
@@ -51,7 +52,7 @@ def _materialize_all(instance, resources):
 
 
 @pytest.fixture(scope="module")
-def indexed(tmp_path_factory, sandbox):
+def indexed(tmp_path_factory, weaviate_server):
     root = tmp_path_factory.mktemp("pipeline")
     documents = _write_corpus(root / "corpus")
     data_dir = str(root / "data")
@@ -63,8 +64,8 @@ def indexed(tmp_path_factory, sandbox):
         "embedder": EmbeddingResource(device="cpu", data_dir=data_dir),
         "weaviate": WeaviateResource(
             mode="local",
-            url=f"http://127.0.0.1:{sandbox.http_port}",
-            grpc_port=sandbox.grpc_port,
+            url=f"http://127.0.0.1:{weaviate_server.http_port}",
+            grpc_port=weaviate_server.grpc_port,
             collection=collection,
             data_dir=data_dir,
         ),  # fmt: skip
@@ -75,7 +76,7 @@ def indexed(tmp_path_factory, sandbox):
     )
     assert registered.success
     results = _materialize_all(instance, resources)
-    client = connect(WeaviateTarget("sandbox", "127.0.0.1", sandbox.http_port, sandbox.grpc_port))
+    client = connect(weaviate_server)
     yield {
         "documents": documents,
         "results": results,
@@ -84,6 +85,7 @@ def indexed(tmp_path_factory, sandbox):
         "client": client,
         "collection": client.collections.get(collection),
     }
+    client.collections.delete(collection)
     client.close()
 
 
@@ -156,12 +158,20 @@ def test_the_count_check_passed_for_every_shard(indexed):
         assert metadata["expected_objects"].value == metadata["objects_in_weaviate"].value > 0
 
 
-def test_an_unchanged_rematerialization_does_no_gpu_work_and_writes_nothing(indexed, sandbox):
+def _written(collection) -> dict:
+    """Each object's properties, vector and the server's own time of its last write."""
+    objects = collection.iterator(
+        include_vector=True, return_metadata=MetadataQuery(last_update_time=True)
+    )
+    return {str(o.uuid): (o.properties, o.vector, o.metadata.last_update_time) for o in objects}
+
+
+def test_an_unchanged_rematerialization_does_no_gpu_work_and_writes_nothing(indexed):
     collection = indexed["collection"]
-    before = {str(o.uuid): (o.properties, o.vector) for o in _all_objects(collection)}
+    before = _written(collection)
     vectors_file = Path(indexed["resources"]["corpus"].stage_file("embeddings", "b-s00001"))
     vectors_written = vectors_file.stat().st_mtime_ns
-    batch_calls = sandbox.faults.batch_calls
+    rematerialized_from = datetime.now(UTC)
     again = materialize(
         ASSETS,
         partition_key="b-s00001",
@@ -174,10 +184,13 @@ def test_an_unchanged_rematerialization_does_no_gpu_work_and_writes_nothing(inde
     assert vectors_file.stat().st_mtime_ns == vectors_written
     index = again.asset_materializations_for_node("weaviate_index")[0].metadata
     assert index["unchanged"].value is True and index["objects"].value == 0
-    assert sandbox.faults.batch_calls == batch_calls
-    after = {str(o.uuid): (o.properties, o.vector) for o in _all_objects(collection)}
+    assert "ingest_batches" not in index and "stale_deleted" not in index
+    # The server rewrote no object: every one keeps the time of its last write, and that write
+    # came before this materialization (Weaviate stamps even an identical overwrite).
+    after = _written(collection)
     assert after == before
+    assert all(updated < rematerialized_from for _, _, updated in after.values())
     shard = collection.query.fetch_objects(
         filters=Filter.by_property("shard").equal("b-s00001"), limit=10_000
     )
-    assert len(shard.objects) == index["objects_in_weaviate"].value
+    assert len(shard.objects) == index["objects_in_weaviate"].value > 0

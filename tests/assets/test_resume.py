@@ -12,8 +12,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from resources.corpus.sample import SampleSpec, iter_documents
-from tests.assets.backfill_driver import backfill
-from tests.conftest import WeaviateTarget, connect
+from tests.assets.backfill_driver import backfill, instance_at
+from tests.conftest import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARD_SIZE = 20
@@ -54,56 +54,71 @@ def _versions(root: Path) -> tuple[str, str]:
     return version_a, version_b
 
 
-def _config(sandbox, corpus, data_dir, home, collection, kill=None) -> dict:
+def _config(server, corpus, data_dir, home, collection, kill=None) -> dict:
     return {
         "corpus": corpus, "shard_size": SHARD_SIZE, "data_dir": str(data_dir),
         "dagster_home": str(home), "collection": collection, "kill": kill,
-        "http_port": sandbox.http_port, "grpc_port": sandbox.grpc_port,
+        "http_port": server.http_port, "grpc_port": server.grpc_port,
     }  # fmt: skip
 
 
-def _snapshot(sandbox, collection: str) -> dict:
-    client = connect(WeaviateTarget("sandbox", "127.0.0.1", sandbox.http_port, sandbox.grpc_port))
-    try:
+def _snapshot(server, collection: str) -> dict:
+    with connect(server) as client:
         objects = client.collections.get(collection).iterator(include_vector=True)
         return {str(o.uuid): (o.properties, np.array(o.vector["default"])) for o in objects}
-    finally:
-        client.close()
+
+
+@pytest.fixture
+def collection(weaviate_server) -> Iterator[str]:
+    """A collection name of the test's own, dropped afterwards."""
+    name = f"Resume_{uuid.uuid4().hex[:6]}"
+    yield name
+    with connect(weaviate_server) as client:
+        client.collections.delete(name)
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, sandbox):
+def reference(tmp_path_factory, weaviate_server):
     """Version A indexed (kept as a template), then B indexed without interruption."""
     root = tmp_path_factory.mktemp("resume")
     version_a, version_b = _versions(root)
     collection = f"Reference_{uuid.uuid4().hex[:6]}"
     data = root / "reference-data"
-    backfill(_config(sandbox, version_a, data, root / "home-a", collection))
+    backfill(_config(weaviate_server, version_a, data, root / "home-a", collection))
     shutil.copytree(data, root / "template-a")
-    started = time.monotonic()
-    backfill(_config(sandbox, version_b, data, root / "home-b", collection))
-    return {"root": root, "a": version_a, "b": version_b,
-            "seconds": time.monotonic() - started,
-            "snapshot": _snapshot(sandbox, collection)}  # fmt: skip
+    backfill(_config(weaviate_server, version_b, data, root / "home-b", collection))
+    yield {"root": root, "a": version_a, "b": version_b,
+           "events": _events(root / "home-b"),
+           "snapshot": _snapshot(weaviate_server, collection)}  # fmt: skip
+    with connect(weaviate_server) as client:
+        client.collections.delete(collection)
 
 
-def _index_version_a(reference, sandbox, tmp_path: Path, collection: str) -> Path:
+def _index_version_a(reference, server, tmp_path: Path, collection: str) -> Path:
     """Version A in Weaviate; its vectors come from the template, so no GPU work is repeated."""
     data = tmp_path / "data"
     shutil.copytree(reference["root"] / "template-a", data)
-    backfill(_config(sandbox, reference["a"], data, tmp_path / "home-a", collection))
+    backfill(_config(server, reference["a"], data, tmp_path / "home-a", collection))
     return data
 
 
+def _events(home: Path) -> int:
+    """How many events the Dagster instance at `home` recorded, over all its runs."""
+    instance = instance_at(str(home))
+    return sum(len(instance.all_logs(run.run_id)) for run in instance.get_runs())
+
+
 def _run_until_killed(config: dict, tmp_path: Path) -> None:
-    """The backfill in a child process that SIGKILLs itself at `config["kill"]`."""
+    """The backfill in a child process that SIGKILLs itself at `config["kill"]`, together with
+    the processes it started (its own session: the kill takes its process group)."""
     config_file = tmp_path / "killed-run.json"
     config_file.write_text(json.dumps(config))
     killed = subprocess.run(
         [sys.executable, "-m", "tests.assets.backfill_driver", str(config_file)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT, capture_output=True, text=True, timeout=600, start_new_session=True,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
+    assert "backfill finished" not in killed.stdout, "the kill came after the end"
 
 
 KILLS = [
@@ -112,47 +127,50 @@ KILLS = [
     {"point": "checkpoint_rename", "nth": 5},
     {"point": "between_ingest_batches", "nth": 4},
     {"point": "stale_deletion", "nth": 1},
-    # A random moment between 10% and 60% of the uninterrupted B backfill's duration: a window in
-    # seconds would land after the end on a faster machine. The killed run is the slower one (it
-    # also loads the model), and 60% leaves room for a noisy machine.
+    # A random moment of the run's progress: right after its nth Dagster event (each step's start
+    # and end, its log lines, materializations, ...), n drawn between 10% and 60% of the events
+    # the uninterrupted B backfill records. A moment in seconds would depend on the machine's
+    # speed and load, and land after the end on a machine that ran the killed run faster.
     {"point": "random", "seed": 1, "window": [0.1, 0.6]},
     {"point": "random", "seed": 2, "window": [0.1, 0.6]},
 ]
 
 
-def _in_seconds(kill: dict, reference: dict) -> dict:
+def _in_events(kill: dict, reference: dict) -> dict:
     if kill["point"] != "random":
         return kill
-    return {**kill, "window": [f * reference["seconds"] for f in kill["window"]]}
+    return {**kill, "window": [f * reference["events"] for f in kill["window"]]}
 
 
 @pytest.mark.parametrize("kill", KILLS, ids=lambda k: f"{k['point']}-{k.get('nth', k.get('seed'))}")
-def test_a_killed_backfill_resumes_to_the_uninterrupted_state(reference, sandbox, tmp_path, kill):
-    collection = f"Resume_{uuid.uuid4().hex[:6]}"
-    data = _index_version_a(reference, sandbox, tmp_path, collection)
+def test_a_killed_backfill_resumes_to_the_uninterrupted_state(
+    reference, weaviate_server, tmp_path, collection, kill
+):
+    data = _index_version_a(reference, weaviate_server, tmp_path, collection)
 
-    kill = _in_seconds(kill, reference)
-    config = _config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill)
+    kill = _in_events(kill, reference)
+    config = _config(weaviate_server, reference["b"], data, tmp_path / "home-b", collection, kill)
     _run_until_killed(config, tmp_path)
 
     resumed = backfill({**config, "kill": None})
     assert resumed, "the killed run had finished every partition: the kill came too late"
 
-    expected, actual = reference["snapshot"], _snapshot(sandbox, collection)
+    expected, actual = reference["snapshot"], _snapshot(weaviate_server, collection)
     assert set(actual) == set(expected)
     for object_id, (properties, vector) in expected.items():
         assert actual[object_id][0] == properties
         np.testing.assert_allclose(actual[object_id][1], vector, atol=1e-6)
 
 
-def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(reference, sandbox, tmp_path):
+def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(
+    reference, weaviate_server, tmp_path, collection
+):
     """A backfill groups shards into runs; re-executing a killed run skips the finished ones."""
-    collection = f"OneRun_{uuid.uuid4().hex[:6]}"
-    data = _index_version_a(reference, sandbox, tmp_path, collection)
+    data = _index_version_a(reference, weaviate_server, tmp_path, collection)
     # B changes four shards (a-*, b-*); the run dies in the ingest of the last of them.
     kill = {"point": "inside_shard_ingest", "shard": "b-s00001", "after_objects": 15}
-    config = {**_config(sandbox, reference["b"], data, tmp_path / "home-b", collection, kill),
-              "one_run": True}  # fmt: skip
+    config = {**_config(weaviate_server, reference["b"], data, tmp_path / "home-b", collection,
+                        kill), "one_run": True}  # fmt: skip
     _run_until_killed(config, tmp_path)
 
     rerun = backfill({**config, "kill": None})
@@ -167,7 +185,7 @@ def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(reference, sa
     chunks_file = Path(data) / "chunks" / "b-s00001.parquet"
     assert written.pop("b-s00001") == pq.read_metadata(chunks_file).num_rows
     assert set(written.values()) == {0}
-    actual = _snapshot(sandbox, collection)
+    actual = _snapshot(weaviate_server, collection)
     assert set(actual) == set(reference["snapshot"])
     for object_id, (properties, _) in reference["snapshot"].items():
         assert actual[object_id][0] == properties

@@ -25,10 +25,10 @@ from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource
-from tests.conftest import WeaviateTarget, connect
+from tests.conftest import connect
 
 
-def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, sandbox):
+def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, weaviate_server):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     docs = [{"id": f"d{i}", "text": f"Short document {i} about a river."} for i in range(9)]
@@ -39,8 +39,8 @@ def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, sandbox)
         "corpus": CorpusResource(corpus_path=str(corpus), shard_size=3, data_dir=data),
         "embedder": EmbeddingResource(device="cpu", data_dir=data),
         "weaviate": WeaviateResource(
-            mode="local", url=f"http://127.0.0.1:{sandbox.http_port}",
-            grpc_port=sandbox.grpc_port, collection=collection, data_dir=data,
+            mode="local", url=f"http://127.0.0.1:{weaviate_server.http_port}",
+            grpc_port=weaviate_server.grpc_port, collection=collection, data_dir=data,
         ),
     }  # fmt: skip
     project = Definitions(
@@ -74,9 +74,10 @@ def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, sandbox)
     for record in records:
         metadata = record.event_log_entry.asset_materialization.metadata
         assert (metadata["documents"].value, metadata["shards_in_run"].value) == (3, 3)
-    client = connect(WeaviateTarget("sandbox", "127.0.0.1", sandbox.http_port, sandbox.grpc_port))
-    try:
-        total = client.collections.get(collection).aggregate.over_all(total_count=True)
-        assert total.total_count == 9
-    finally:
-        client.close()
+    with connect(weaviate_server) as client:
+        try:
+            objects = client.collections.get(collection).iterator()
+            stored = sorted((o.properties["shard"], o.properties["doc_id"]) for o in objects)
+        finally:
+            client.collections.delete(collection)
+    assert stored == [(f"a-s0000{i // 3}", f"d{i}") for i in range(9)]

@@ -1,19 +1,14 @@
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from orchestration.cli import main
+from resources.weaviate.server import WEAVIATE_VERSION, LocalServer
+from tests.conftest import _free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_sample_corpus_writes_files_and_statistics(tmp_path, capsys):
@@ -27,35 +22,67 @@ def test_sample_corpus_writes_files_and_statistics(tmp_path, capsys):
     assert "documents=25" in capsys.readouterr().out
 
 
-def test_demo_indexes_a_corpus_into_a_sandbox_it_starts_and_stops(tmp_path):
-    """What `make run` does, on a tiny corpus, with the sandbox started as its own process."""
-    http_port, grpc_port = _free_port(), _free_port()
+def test_demo_indexes_a_corpus_into_a_managed_server_it_starts_and_stops(tmp_path):
+    """What `make run` does, on a tiny corpus: no Weaviate configured, so the demo starts the
+    managed server (the real binary, on free ports), indexes, searches and stops it again."""
+    http_port = _free_ports(6)  # HTTP, gRPC, then the four cluster ports
+    data = tmp_path / "data"
+    server = LocalServer(root=data / "weaviate", http_port=http_port, grpc_port=http_port + 1,
+                         cluster_port=http_port + 2)  # fmt: skip
     env = {
         **os.environ,
-        "INDEXER_DATA_DIR": str(tmp_path / "data"),
+        "INDEXER_DATA_DIR": str(data),
         "DAGSTER_HOME": str(tmp_path / "dagster"),
-        "WEAVIATE_MODE": "sandbox",
-        "WEAVIATE_SANDBOX_PORT": str(http_port),
-        "WEAVIATE_SANDBOX_GRPC_PORT": str(grpc_port),
+        "WEAVIATE_MANAGED_PORT": str(http_port),
+        "WEAVIATE_MANAGED_GRPC_PORT": str(http_port + 1),
+        "WEAVIATE_MANAGED_CLUSTER_PORT": str(http_port + 2),
         "HF_HUB_OFFLINE": "1",
     }
-    env.pop("WEAVIATE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "orchestration.cli", "demo", "--docs", "12", "--shard-size", "5"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    for unset in ("WEAVIATE_MODE", "WEAVIATE_URL", "WEAVIATE_API_KEY", "WEAVIATE_COLLECTION",
+                  "CORPUS_PATH", "SHARD_SIZE"):  # fmt: skip
+        env.pop(unset, None)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "orchestration.cli", "demo", "--docs", "12", "--shard-size",
+             "5"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        left_running = server.ready()
+    finally:
+        server.stop()  # only if the demo left it running
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
     assert "sample corpus: 12 documents" in out
     assert "3 shard partitions registered" in out
-    assert f"Weaviate: sandbox server on 127.0.0.1:{http_port}" in out
+    assert (
+        f"Weaviate: managed Weaviate {WEAVIATE_VERSION} on 127.0.0.1:{http_port} "
+        f"(data {data / 'weaviate'}) (auto: no WEAVIATE_URL)"
+    ) in out
     assert "indexed 3/3 shards" in out
-    assert "(the query is the first sentence of doc-0000000)" in out
-    first_hit = out.split("search: ")[1].splitlines()[1]
-    assert "doc-0000000#0" in first_hit
-    assert "stopped the sandbox server this command started" in out
-    with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", http_port)) != 0
+    # Each shard's line: "  <key>: ok  documents=N chunks=N objects=N"; the collection holds
+    # what the shards wrote.
+    shards = [line.split() for line in out.splitlines() if line.startswith("  part-00000-s")]
+    assert [line[:2] for line in shards] == [[f"part-00000-s0000{i}:", "ok"] for i in range(3)]
+    counts = [dict(field.split("=") for field in line[2:]) for line in shards]
+    assert [c["documents"] for c in counts] == ["5", "5", "2"]
+    assert all(c["chunks"] == c["objects"] for c in counts)
+    total = sum(int(c["objects"]) for c in counts)
+    assert f"collection Chunks: {total} objects" in out and total >= 12
+    # The query is the first sentence of the first chunk the server lists, which differs from run
+    # to run (the order the server stored a batch's objects in); the search prints the five
+    # nearest chunks, nearest first.
+    source = out.split("(the query is the first sentence of ")[1].split(")")[0]
+    corpus_ids = {f"doc-{i:07d}" for i in range(12)}
+    assert source in corpus_ids
+    hits = [line.split()[:2] for line in out.split("search: ")[1].splitlines()[1:6]]
+    assert len(hits) == 5
+    distances = [float(distance) for distance, _ in hits]
+    assert distances == sorted(distances) and distances[0] >= 0 and distances[-1] < 1
+    assert {chunk.split("#")[0] for _, chunk in hits} <= corpus_ids
+    assert (
+        f"stopped the Weaviate server this command started; its data stays in {data / 'weaviate'}"
+    ) in out
+    assert not left_running and server.pid() is None
+    assert (data / "weaviate" / "data").is_dir()
     # Runs went to the persistent instance, so the UI shows them afterwards.
     assert (tmp_path / "dagster" / "dagster.yaml").is_file()
     assert any((tmp_path / "dagster").rglob("*.db"))

@@ -1,4 +1,4 @@
-"""The full re-index against the sandbox: a new collection, then the alias, and only then.
+"""The full re-index against the real server: a new collection, then the alias, and only then.
 
 Searches go through the alias throughout; the old collection holds one marker object, so which
 collection the alias points at is visible in what a search returns.
@@ -21,16 +21,14 @@ from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource
 from resources.weaviate.aliases import alias_target, point_alias
 from resources.weaviate.schema import ensure_collection
-from tests.conftest import WeaviateTarget, connect
+from tests.conftest import connect
 
 MARKER = "in-the-old-collection"
 
 
 @pytest.fixture
-def client(sandbox) -> Iterator[weaviate.WeaviateClient]:
-    with connect(
-        WeaviateTarget("sandbox", sandbox.host, sandbox.http_port, sandbox.grpc_port)
-    ) as c:
+def client(weaviate_server) -> Iterator[weaviate.WeaviateClient]:
+    with connect(weaviate_server) as c:
         yield c
 
 
@@ -58,7 +56,7 @@ def write_corpus(folder: Path, broken: bool = False) -> None:
     (folder / "b.jsonl").write_text('{"id": "b0", "text": "a meadow"}\n' + second + "\n")
 
 
-def run_reindex(tmp_path: Path, sandbox, alias: str, broken: bool = False):
+def run_reindex(tmp_path: Path, server, alias: str, broken: bool = False):
     data_dir = str(tmp_path / "data")
     corpus = CorpusResource(
         corpus_path=str(tmp_path / "corpus"), shard_size=2, data_dir=data_dir, strict=True
@@ -70,8 +68,8 @@ def run_reindex(tmp_path: Path, sandbox, alias: str, broken: bool = False):
         "embedder": EmbeddingResource(device="cpu", data_dir=data_dir),
         "weaviate": WeaviateResource(
             mode="local",
-            url=f"http://127.0.0.1:{sandbox.http_port}",
-            grpc_port=sandbox.grpc_port,
+            url=f"http://127.0.0.1:{server.http_port}",
+            grpc_port=server.grpc_port,
             collection=alias,
             data_dir=data_dir,
             retry_seconds=1.0,
@@ -91,9 +89,9 @@ def doc_ids(client: weaviate.WeaviateClient, name: str) -> set[str]:
 
 
 def test_reindex_fills_a_new_collection_then_switches_the_alias(
-    tmp_path, sandbox, client, alias
+    tmp_path, weaviate_server, client, alias
 ) -> None:
-    result = run_reindex(tmp_path, sandbox, alias)
+    result = run_reindex(tmp_path, weaviate_server, alias)
 
     assert result.success
     assert alias_target(client, alias) == f"{alias}_new"
@@ -103,9 +101,9 @@ def test_reindex_fills_a_new_collection_then_switches_the_alias(
 
 
 def test_a_failure_mid_way_leaves_the_alias_on_the_old_collection(
-    tmp_path, sandbox, client, alias
+    tmp_path, weaviate_server, client, alias
 ) -> None:
-    result = run_reindex(tmp_path, sandbox, alias, broken=True)
+    result = run_reindex(tmp_path, weaviate_server, alias, broken=True)
 
     assert not result.success
     failed = {e.step_key for e in result.all_events if e.is_step_failure}

@@ -49,7 +49,7 @@ from resources.corpus.reader import scan_shards
 from resources.corpus.resource import CorpusResource
 from resources.weaviate import WeaviateResource
 from resources.weaviate.schema import ensure_collection
-from tests.conftest import WeaviateTarget, connect
+from tests.conftest import connect
 from tests.orchestration.conftest import write_docs
 
 
@@ -180,7 +180,7 @@ def test_removed_input_is_flagged_and_kept(instance, corpus) -> None:
 
 
 def test_removed_input_is_removed_from_weaviate_and_the_partitions(
-    instance, corpus, sandbox
+    instance, corpus, weaviate_server
 ) -> None:
     sensor = build_corpus_sensor(on_removed="remove")
     _, cursor = tick(sensor, instance, corpus, cursor=None)
@@ -196,8 +196,8 @@ def test_removed_input_is_removed_from_weaviate_and_the_partitions(
     name = f"Removal_{uuid.uuid4().hex[:8]}"
     weaviate = WeaviateResource(
         mode="local",
-        url=f"http://127.0.0.1:{sandbox.http_port}",
-        grpc_port=sandbox.grpc_port,
+        url=f"http://127.0.0.1:{weaviate_server.http_port}",
+        grpc_port=weaviate_server.grpc_port,
         collection=name,
     )
     objects = [
@@ -209,19 +209,21 @@ def test_removed_input_is_removed_from_weaviate_and_the_partitions(
         for shard in ("a-s00000", "b-s00000")
         for i in range(3)
     ]
-    target = WeaviateTarget("sandbox", sandbox.host, sandbox.http_port, sandbox.grpc_port)
-    with connect(target) as client:
+    with connect(weaviate_server) as client:
         ensure_collection(client, name)
-        client.collections.get(name).data.insert_many(objects)
-        run = remove_shards.execute_in_process(
-            instance=instance,
-            resources={"weaviate": weaviate},
-            run_config=removal.run_config,
-        )
-        assert run.success
-        left = client.collections.get(name).query.fetch_objects(limit=10).objects
-        client.collections.delete(name)
-    assert {o.properties["shard"] for o in left} == {"a-s00000"}
+        try:
+            assert not client.collections.get(name).data.insert_many(objects).has_errors
+            run = remove_shards.execute_in_process(
+                instance=instance,
+                resources={"weaviate": weaviate},
+                run_config=removal.run_config,
+            )
+            assert run.success
+            left = client.collections.get(name).query.fetch_objects(limit=10).objects
+        finally:
+            client.collections.delete(name)
+    assert run.output_for_node("remove_shard_objects") == 3
+    assert sorted(o.properties["doc_id"] for o in left) == [f"a-s00000-{i}" for i in range(3)]
     assert "b-s00000" not in instance.get_dynamic_partitions("shards")
 
 
