@@ -270,8 +270,7 @@ class LocalServer:
                 break
             time.sleep(0.2)
         raise ServerError(
-            f"{self.describe()} {failure}; the end of its log ({self.log_file}):\n"
-            f"{self.log_tail()}"
+            f"{self.describe()} {failure}; the end of its log ({self.log_file}):\n{self.log_tail()}"
         )
 
     def log_tail(self, lines: int = 15) -> str:
