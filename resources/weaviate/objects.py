@@ -27,8 +27,9 @@ def objects_version(chunks: pa.Table, vectors_hash: str, model: Mapping) -> str:
 
 
 def metadata_samples(chunks: pa.Table) -> Iterator[dict]:
-    """Each distinct metadata object of the shard, for schema inference."""
-    for raw in set(chunks.column("metadata").to_pylist()):
+    """Each distinct metadata object of the shard, in corpus order: a key seen with two types
+    gets the type of its first occurrence, the same in every run (a set's order is not)."""
+    for raw in dict.fromkeys(chunks.column("metadata").to_pylist()):
         yield json.loads(raw)
 
 
