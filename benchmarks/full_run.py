@@ -47,7 +47,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -72,37 +71,13 @@ REFERENCE_ESTIMATE_HOURS = (35, 50)  # one A40, the documents the project starte
 STAGES = ("chunks", "embeddings", "weaviate_index")
 
 
-def _free_ports(count: int) -> int:
-    """The first of `count` consecutive ports that are free on loopback now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
-
-
 def managed_server(out: Path) -> LocalServer:
     """The managed server of the run's data directory, on free ports (HTTP, gRPC and its four
     cluster ports in one block), where `WEAVIATE_MODE=managed` runs look for it; with the API
     key the runs will send, if WEAVIATE_API_KEY is set."""
-    first = _free_ports(6)
-    return LocalServer(root=out / "data" / "weaviate", http_port=first, grpc_port=first + 1,
-                       cluster_port=first + 2,
-                       api_key=os.environ.get("WEAVIATE_API_KEY") or None)  # fmt: skip
+    return LocalServer.on_free_ports(
+        out / "data" / "weaviate", api_key=os.environ.get("WEAVIATE_API_KEY") or None
+    )
 
 
 def _environment(args: argparse.Namespace, out: Path, server: LocalServer | None) -> dict[str, str]:

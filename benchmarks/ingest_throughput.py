@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -228,33 +227,9 @@ class Target:
         )  # fmt: skip
 
 
-def _free_ports(count: int) -> int:
-    """The first of `count` consecutive ports that are free on loopback now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
-
-
 def start_server(root: Path, async_indexing: bool) -> LocalServer:
-    first = _free_ports(6)
-    server = LocalServer(root=root, http_port=first, grpc_port=first + 1, cluster_port=first + 2,
-                         extra_env=(("ASYNC_INDEXING", str(async_indexing).lower()),))  # fmt: skip
+    env = (("ASYNC_INDEXING", str(async_indexing).lower()),)
+    server = LocalServer.on_free_ports(root, extra_env=env)
     started = time.perf_counter()
     server.start(progress=lambda line: print(line, file=sys.stderr))
     print(f"started {server.describe()} with ASYNC_INDEXING={async_indexing} in "

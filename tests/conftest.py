@@ -8,7 +8,6 @@ temporary folder. Tests that restart or kill a server start one of their own wit
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,34 +48,9 @@ def connect(target: WeaviateTarget | LocalServer) -> weaviate.WeaviateClient:
     )
 
 
-def _free_ports(count: int) -> int:
-    """The first of `count` consecutive ports that are free on loopback now."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        sockets = []
-        try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return first
-    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
-
-
 def server_settings(root: Path, api_key: str | None = None, **env: str) -> LocalServer:
     """A server on free ports (HTTP, gRPC and four cluster ports in one block)."""
-    first = _free_ports(6)
-    return LocalServer(root=root, http_port=first, grpc_port=first + 1, cluster_port=first + 2,
-                       api_key=api_key, extra_env=tuple(env.items()))  # fmt: skip
+    return LocalServer.on_free_ports(root, api_key, tuple(env.items()))
 
 
 @pytest.fixture

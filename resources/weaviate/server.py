@@ -158,6 +158,16 @@ class LocalServer:
     version: str = WEAVIATE_VERSION
     extra_env: tuple[tuple[str, str], ...] = ()
 
+    @classmethod
+    def on_free_ports(
+        cls, root: Path, api_key: str | None = None, extra_env: tuple[tuple[str, str], ...] = ()
+    ) -> LocalServer:
+        """A server on ports free now (HTTP, gRPC and the four cluster ports in one block), for
+        tests and benchmarks that run beside other servers."""
+        first = _free_port_block(6)
+        return cls(root=root, http_port=first, grpc_port=first + 1, cluster_port=first + 2,
+                   api_key=api_key, extra_env=extra_env)  # fmt: skip
+
     @property
     def log_file(self) -> Path:
         return self.root / "server.log"
@@ -307,6 +317,29 @@ class LocalServer:
         if pid is not None:
             return f"starting or unhealthy: {self.describe()}, pid {pid}; log {self.log_file}"
         return f"stopped: {self.describe()}"
+
+
+def _free_port_block(count: int) -> int:
+    """The first of `count` consecutive ports that are free on loopback now."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = probe.getsockname()[1]
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return first
+    raise ServerError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
 def _listening(port: int) -> bool:

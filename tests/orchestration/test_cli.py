@@ -6,7 +6,6 @@ from pathlib import Path
 
 from orchestration.cli import main
 from resources.weaviate.server import WEAVIATE_VERSION, LocalServer
-from tests.conftest import _free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,17 +24,16 @@ def test_sample_corpus_writes_files_and_statistics(tmp_path, capsys):
 def test_demo_indexes_a_corpus_into_a_managed_server_it_starts_and_stops(tmp_path):
     """What `make run` does, on a tiny corpus: no Weaviate configured, so the demo starts the
     managed server (the real binary, on free ports), indexes, searches and stops it again."""
-    http_port = _free_ports(6)  # HTTP, gRPC, then the four cluster ports
     data = tmp_path / "data"
-    server = LocalServer(root=data / "weaviate", http_port=http_port, grpc_port=http_port + 1,
-                         cluster_port=http_port + 2)  # fmt: skip
+    server = LocalServer.on_free_ports(data / "weaviate")
+    http_port = server.http_port
     env = {
         **os.environ,
         "INDEXER_DATA_DIR": str(data),
         "DAGSTER_HOME": str(tmp_path / "dagster"),
         "WEAVIATE_MANAGED_PORT": str(http_port),
-        "WEAVIATE_MANAGED_GRPC_PORT": str(http_port + 1),
-        "WEAVIATE_MANAGED_CLUSTER_PORT": str(http_port + 2),
+        "WEAVIATE_MANAGED_GRPC_PORT": str(server.grpc_port),
+        "WEAVIATE_MANAGED_CLUSTER_PORT": str(server.cluster_port),
         "HF_HUB_OFFLINE": "1",
     }
     for unset in ("WEAVIATE_MODE", "WEAVIATE_URL", "WEAVIATE_API_KEY", "WEAVIATE_COLLECTION",

@@ -17,8 +17,7 @@ from resources.weaviate.connection import (
     WeaviateConnectionError,
     resolve,
 )
-from resources.weaviate.server import WEAVIATE_VERSION
-from tests.conftest import _free_ports
+from resources.weaviate.server import WEAVIATE_VERSION, LocalServer
 
 SECRET = "top-secret-key-4711"
 
@@ -108,7 +107,7 @@ def test_a_client_error_that_echoes_the_key_is_masked(monkeypatch):
 
 
 def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
-    first = _free_ports(6)
+    first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
     settings = ConnectionSettings(data_dir=str(tmp_path), managed_port=first,
                                   managed_grpc_port=first + 1, managed_cluster_port=first + 2,
                                   api_key=SECRET)  # fmt: skip
@@ -137,7 +136,7 @@ def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
 
 
 def test_a_managed_server_that_cannot_start_is_a_connection_error(tmp_path: Path):
-    first = _free_ports(6)
+    first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
     settings = ConnectionSettings(mode="managed", data_dir=str(tmp_path), managed_port=first,
                                   managed_grpc_port=first + 1, managed_cluster_port=first + 2,
                                   api_key=SECRET)  # fmt: skip
