@@ -87,8 +87,9 @@ def _forget_dagster_instances_after_each_test() -> Iterator[None]:
     """A Dagster instance used as a context manager registers its state storage in a context
     variable; when a test's instance is garbage-collected while still registered, every later
     Definitions load in the session fails ("undefined DagsterInstance weakref"). Each test
-    starts with none registered."""
-    yield
+    starts with none registered, and leaves none behind."""
     from dagster._core.storage.defs_state.base import _current_storage
 
+    _current_storage.set(None)
+    yield
     _current_storage.set(None)

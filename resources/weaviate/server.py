@@ -242,7 +242,7 @@ class LocalServer:
         with _locked(self.root / "start.lock"):
             started = False
             if not self.ready() and self.pid() is None:
-                busy = [p for p in (self.http_port, self.grpc_port) if _listening(p)]
+                busy = _busy_ports((self.http_port, self.grpc_port), wait_seconds=10.0)
                 if busy:
                     raise ServerError(
                         f"cannot start {self.describe()}: port {busy[0]} is taken by another "
@@ -342,6 +342,15 @@ def _free_port_block(count: int) -> int:
     raise ServerError(f"no {count} consecutive free ports on 127.0.0.1")
 
 
+def _busy_ports(ports: tuple[int, ...], wait_seconds: float) -> list[int]:
+    """The ports something listens on, after waiting a while for a server that is just
+    exiting (a stop or a kill a moment ago) to let them go."""
+    deadline = time.monotonic() + wait_seconds
+    while (busy := [p for p in ports if _listening(p)]) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return busy
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -360,7 +369,18 @@ def _alive(pid: int) -> bool:
         except ProcessLookupError:
             return False
         return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    if stat.rsplit(")", 1)[1].split()[0] != "Z":
+        return True
+    # A multithreaded process whose main thread exited shows as a zombie while its other
+    # threads still run and hold its sockets: it is gone only when every thread is.
+    return any(_thread_running(task) for task in Path(f"/proc/{pid}/task").glob("*"))
+
+
+def _thread_running(task: Path) -> bool:
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def _runs_weaviate(pid: int) -> bool:
