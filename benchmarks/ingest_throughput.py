@@ -49,9 +49,9 @@ from urllib.parse import urlparse
 import numpy as np
 import weaviate
 from weaviate.classes.data import DataObject
-from weaviate.classes.init import AdditionalConfig, Auth, Timeout
 from weaviate.collections import Collection
 
+from resources.weaviate.connection import ConnectionSettings, Target, resolve
 from resources.weaviate.ingest import (
     IngestObject,
     IngestPolicy,
@@ -211,22 +211,6 @@ class Result:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class Target:
-    host: str
-    http_port: int
-    grpc_port: int
-    api_key: str | None = None
-
-    def connect(self) -> weaviate.WeaviateClient:
-        return weaviate.connect_to_custom(
-            http_host=self.host, http_port=self.http_port, http_secure=False,
-            grpc_host=self.host, grpc_port=self.grpc_port, grpc_secure=False,
-            auth_credentials=Auth.api_key(self.api_key) if self.api_key else None,
-            additional_config=AdditionalConfig(timeout=Timeout(init=30, query=120, insert=120)),
-        )  # fmt: skip
-
-
 def start_server(root: Path, async_indexing: bool) -> LocalServer:
     env = (("ASYNC_INDEXING", str(async_indexing).lower()),)
     server = LocalServer.on_free_ports(root, extra_env=env)
@@ -235,6 +219,11 @@ def start_server(root: Path, async_indexing: bool) -> LocalServer:
     print(f"started {server.describe()} with ASYNC_INDEXING={async_indexing} in "
           f"{time.perf_counter() - started:.1f}s", file=sys.stderr)  # fmt: skip
     return server
+
+
+def custom_target(url: str, grpc_port: int, api_key: str | None = None) -> Target:
+    """The server as the pipeline reaches one at WEAVIATE_URL (its timeouts and auth)."""
+    return resolve(ConnectionSettings(mode="custom", url=url, grpc_port=grpc_port, api_key=api_key))
 
 
 def create_collection(client: weaviate.WeaviateClient, name: str) -> Collection:
@@ -508,8 +497,8 @@ def main() -> None:
     results: list[Result] = []
     if args.weaviate_url:
         parsed = urlparse(args.weaviate_url)
-        target = Target(parsed.hostname or "127.0.0.1", parsed.port or 8080, args.grpc_port,
-                        os.environ.get("WEAVIATE_API_KEY") or None)  # fmt: skip
+        target = custom_target(args.weaviate_url, args.grpc_port,
+                               os.environ.get("WEAVIATE_API_KEY") or None)  # fmt: skip
         settings: list[tuple[str, bool | None]] = [(f"{parsed.hostname}:{parsed.port}", None)]
     else:
         target = None
@@ -521,7 +510,7 @@ def main() -> None:
             server = None
             if async_indexing is not None:
                 server = start_server(Path(scratch) / setting.replace("=", "-"), async_indexing)
-                target = Target("127.0.0.1", server.http_port, server.grpc_port)
+                target = custom_target(f"http://127.0.0.1:{server.http_port}", server.grpc_port)
             assert target is not None
             try:
                 with target.connect() as client:
