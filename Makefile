@@ -30,7 +30,7 @@ test: venv weaviate-server
 
 # The Dagster UI on http://127.0.0.1:3000, with the project's dagster.yaml.
 ui: venv weaviate-server
-	mkdir -p .dagster_home && cp dagster.yaml .dagster_home/dagster.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/weaviate-indexer instance --replace-settings
 	test -n "$$WEAVIATE_URL" || HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer weaviate start
 	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 $(BIN)/dagster dev -w workspace.yaml
 

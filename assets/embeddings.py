@@ -29,9 +29,11 @@ def embeddings(
 ) -> MaterializeResult:
     """Unit vectors in chunk order. Unchanged chunks and model: the checkpoint is reused.
 
-    A shard's vectors are written on a second thread while the next shard embeds, so the GPU
-    does not wait for Parquet; the step ends only once every file is complete, so a shard is
-    reported done only when its checkpoint exists.
+    The step embeds on a GPU it leases for itself (a backfill's concurrent steps each get
+    their own; the `gpu` pool has a slot per GPU). A shard's vectors are written on a second
+    thread while the next shard embeds, so the GPU does not wait for Parquet; the step ends
+    only once every file is complete, so a shard is reported done only when its checkpoint
+    exists.
     """
     model = embedder.model_identity()
     pending: list[Future[None]] = []  # at most one write in flight: memory stays one shard's
@@ -48,7 +50,7 @@ def embeddings(
         if is_current(path, content_hash, model):
             context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
             return {"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
-        result = embedder.embed_tokenized(Tokenized(ids, lengths))
+        result = gpu.engine.embed_tokenized(Tokenized(ids, lengths))
         uuids = table.column("uuid").to_pylist()
         wait_for_write()
         pending.append(
@@ -59,9 +61,14 @@ def embeddings(
             "reused_checkpoint": False,
             "model": model["name"],
             **result.stats.as_metadata(),
+            **gpu.metadata(),
         }
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-vectors") as writer:
+    holder = f"run {context.run_id[:8]} step {context.op_execution_context.step_key}"
+    with (
+        embedder.leased(holder, context.log.info) as gpu,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-vectors") as writer,
+    ):
         outcome = for_each_shard(context, embed)
         wait_for_write()
     return outcome

@@ -30,7 +30,10 @@ def embedding_profile(
     """Throughput and peak memory per token budget (and per fixed batch size, to compare);
     the recommended budget becomes the learned budget that later runs start from."""
     token_ids = profile_token_ids(config.docs, config.max_document_tokens, embedder.model)
-    profile = run_profile(token_ids, embedder.engine_config(), config.budgets, config.batch_sizes)
+    holder = f"run {context.run_id[:8]} step {context.op_execution_context.step_key}"
+    with embedder.leased(holder, context.log.info) as gpu:
+        # The sweep builds an engine per budget, each on the leased GPU.
+        profile = run_profile(token_ids, gpu.engine.config, config.budgets, config.batch_sizes)
     report = write_report(profile, corpus.stage_file("reports", "embedding-profile", ".html"))
     best = max(profile.rows, key=lambda r: r.tokens_per_second)
     context.log.info(f"profile report: {report}")

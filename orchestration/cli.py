@@ -51,6 +51,14 @@ def _weaviate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance(args: argparse.Namespace) -> int:
+    from orchestration.instance import GPU_POOL, gpu_pool_slots, prepare_instance
+
+    home = prepare_instance(replace_settings=args.replace_settings)
+    print(f"DAGSTER_HOME={home}: {GPU_POOL} pool has {gpu_pool_slots()} slot(s)")
+    return 0
+
+
 def _search(args: argparse.Namespace) -> int:
     from orchestration.resources import build_resources
     from resources.weaviate.search import nearest_chunks
@@ -116,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install", "start", "stop", "status"],
                    help="install: build (or download) the pinned server binary once")  # fmt: skip
     p.set_defaults(func=_weaviate)
+
+    p = sub.add_parser("instance", help="prepare DAGSTER_HOME: settings, one GPU-pool slot per GPU")
+    p.add_argument("--replace-settings", action="store_true",
+                   help="copy the project's dagster.yaml over the one there")  # fmt: skip
+    p.set_defaults(func=_instance)
 
     p = sub.add_parser("search", help="nearest chunks to a text")
     p.add_argument("text")

@@ -7,7 +7,6 @@ project), so `dagster dev` shows them afterwards, with each partition's metadata
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -21,10 +20,6 @@ def _configure_environment(data_dir: Path, shard_size: int) -> Path:
     os.environ.setdefault("INDEXER_DATA_DIR", str(data_dir))
     corpus = Path(os.environ.setdefault("CORPUS_PATH", str(data_dir / "sample-corpus")))
     os.environ.setdefault("SHARD_SIZE", str(shard_size))
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT / ".dagster_home")))
-    home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists():
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
     return corpus
 
 
@@ -33,8 +28,10 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
     from dagster import DagsterInstance
 
     from orchestration.definitions import build_resources, defs
+    from orchestration.instance import prepare_instance
     from resources.corpus.sample import SampleSpec, write_sample_corpus
 
+    prepare_instance()
     if not (corpus_dir / "corpus_stats.json").is_file():
         spec = SampleSpec(docs=docs, median_tokens=250, max_tokens=4000, docs_per_file=100)
         stats = write_sample_corpus(corpus_dir, spec)

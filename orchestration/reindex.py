@@ -112,7 +112,12 @@ def _chunk(corpus: CorpusResource, embedder: EmbeddingResource, key: str, path: 
 
 
 def _vectors(
-    corpus: CorpusResource, embedder: EmbeddingResource, key: str, table: pa.Table, own: Path
+    context: OpExecutionContext,
+    corpus: CorpusResource,
+    embedder: EmbeddingResource,
+    key: str,
+    table: pa.Table,
+    own: Path,
 ) -> tuple[VectorFile, bool]:
     """The shard's vectors and whether they were reused from a checkpoint."""
     content_hash = chunks_content_hash(table)
@@ -120,7 +125,9 @@ def _vectors(
     for path in (own, corpus.stage_file("embeddings", key)):
         if is_current(path, content_hash, model):
             return read_vectors(path), True
-    result = embedder.embed_token_ids(table.column("token_ids").to_pylist())
+    holder = f"run {context.run_id[:8]} step {context.step_key}"
+    with embedder.leased(holder, context.log.info) as gpu:
+        result = gpu.engine.embed_token_ids(table.column("token_ids").to_pylist())
     write_vectors(own, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
     return read_vectors(own), False
 
@@ -137,7 +144,8 @@ def index_shard_into(
     """One shard chunked, embedded (or its vectors reused) and written to the new collection."""
     base = Path(corpus.data_dir) / "reindex" / collection
     table = _chunk(corpus, embedder, key, stage_path(base, "chunks", key))
-    stored, reused = _vectors(corpus, embedder, key, table, stage_path(base, "embeddings", key))
+    own = stage_path(base, "embeddings", key)
+    stored, reused = _vectors(context, corpus, embedder, key, table, own)
     version = objects_version(table, stored.content_hash, stored.model)
     with _connected(weaviate) as client:
         types = ensure_metadata_properties(client, collection, metadata_samples(table))

@@ -12,10 +12,15 @@ next batch's inputs (`overlap.py`): the launching thread only launches. Batches 
 (`inputs.py`) where variable-length attention runs; padded batches go through transformers'
 SDPA path, which checks on the device whether the mask masks anything, one synchronization per
 batch. Tokenizer worker processes run ahead of all of it.
+
+All of it runs with the engine's GPU as the current CUDA device (`model.device_scope`): every
+public method enters it, and so do the builder and collector threads, because a completion
+event, stream or pinned buffer created under another current device belongs to that device.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -34,15 +39,17 @@ from resources.embedding.inputs import BatchInputs, PackedInputs, PaddedInputs
 from resources.embedding.learned import BudgetKey, LearnedBudgets
 from resources.embedding.model import (
     EncoderModel,
+    device_scope,
     dtype_name,
     load_model,
     packing_supported,
+    read_dimension,
     read_max_length,
     resolve_device,
     resolve_dtype,
     weights_sha256,
 )
-from resources.embedding.model_source import DEFAULT_MODEL
+from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.oom import FaultHook, SplitOutcome, release_memory, run_splitting
 from resources.embedding.overlap import Collector, built_ahead
 from resources.embedding.planner import Batch, iter_batches
@@ -105,6 +112,37 @@ def default_data_dir() -> str:
     return os.environ.get("INDEXER_DATA_DIR") or ".data"
 
 
+def model_identity(config: EngineConfig, device: torch.device) -> dict[str, str | int]:
+    """What vectors made with `config` on `device` depend on, read from the model's files alone:
+    a step knows its checkpoints' key before it loads the model on any GPU."""
+    path = resolve_model_path(config.model).resolve()
+    return {
+        "name": config.model,
+        "sha256": weights_sha256(path),
+        "dtype": dtype_name(resolve_dtype(config.dtype, device)),
+        "max_length": config.max_length or read_max_length(path),
+        "dim": read_dimension(path),
+    }
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity (a device worker's share), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _on_device(method):
+    """Runs an engine method with the engine's device current (see the module docstring)."""
+
+    @functools.wraps(method)
+    def scoped(self, *args, **kwargs):
+        with device_scope(self.device):
+            return method(self, *args, **kwargs)
+
+    return scoped
+
+
 class EmbeddingEngine:
     """Texts or token ids in, unit vectors out, in input order, whatever the device does.
 
@@ -120,9 +158,10 @@ class EmbeddingEngine:
             # from fragmenting near the memory limit. Read once, when CUDA starts.
             os.environ.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
         self.dtype = resolve_dtype(config.dtype, self.device)
-        self.model: EncoderModel = load_model(
-            config.model, self.device, self.dtype, compiled=config.compile
-        )
+        with device_scope(self.device):
+            self.model: EncoderModel = load_model(
+                config.model, self.device, self.dtype, compiled=config.compile
+            )
         self.max_length = config.max_length or read_max_length(self.model.path)
         if not 2 <= self.max_length <= self.model.max_positions:
             raise ValueError(
@@ -148,13 +187,7 @@ class EmbeddingEngine:
 
     def model_identity(self) -> dict[str, str | int]:
         """What the vectors depend on; embedding checkpoints are keyed by it."""
-        return {
-            "name": self.config.model,
-            "sha256": weights_sha256(self.model.path),
-            "dtype": dtype_name(self.dtype),
-            "max_length": self.max_length,
-            "dim": self.dimension,
-        }
+        return model_identity(self.config, self.device)
 
     def budget_key(self) -> BudgetKey:
         gpu = torch.cuda.get_device_name(self.device) if self._cuda else "cpu"
@@ -165,19 +198,28 @@ class EmbeddingEngine:
 
     # -- public calls ---------------------------------------------------------------------
 
-    def embed(self, texts: Sequence[str]) -> EmbeddingResult:
-        """Embed raw texts, truncated to `max_length` tokens like sentence-transformers."""
-        return self._run(self._text_windows(texts), len(texts))
+    @_on_device
+    def embed(self, texts: Sequence[str], out: np.ndarray | None = None) -> EmbeddingResult:
+        """Embed raw texts, truncated to `max_length` tokens like sentence-transformers.
+
+        With `out` (float32 [len(texts), dimension]), the vectors are written there, for
+        example into shared memory, instead of into a new array.
+        """
+        return self._run(self._text_windows(texts), len(texts), out)
 
     def embed_token_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingResult:
         """Embed rows already tokenized with special tokens, each at most `max_length` long."""
         return self.embed_tokenized(from_token_ids(token_ids, self.max_length))
 
-    def embed_tokenized(self, tokenized: Tokenized) -> EmbeddingResult:
+    @_on_device
+    def embed_tokenized(
+        self, tokenized: Tokenized, out: np.ndarray | None = None
+    ) -> EmbeddingResult:
         """Like `embed_token_ids` for rows already in flat arrays (an Arrow list column's)."""
         tokenized = checked(tokenized, self.max_length)
-        return self._run(iter([(0, tokenized)]), len(tokenized.lengths))
+        return self._run(iter([(0, tokenized)]), len(tokenized.lengths), out)
 
+    @_on_device
     def probe(self, length: int | None = None, save: bool = True) -> ProbeResult:
         """Search the largest budget that fits at `length` (default: max_length) and keep it."""
         if not self._cuda:
@@ -277,7 +319,7 @@ class EmbeddingEngine:
         if self.config.tokenizer_workers is not None:
             return self.config.tokenizer_workers
         # The CPU path needs every core for the forward pass; a GPU needs the CPUs to keep up.
-        return max(1, min(16, (os.cpu_count() or 2) - 1)) if self._cuda else 0
+        return max(1, min(16, usable_cpus() - 1)) if self._cuda else 0
 
     def _tokenizer_pool(self) -> TokenizerPool:
         if self._pool is None:
@@ -304,6 +346,7 @@ class EmbeddingEngine:
         for start, parts in futures:
             yield start, Tokenized.concat([part.result() for part in parts])
 
+    @_on_device
     def prepare(self) -> None:
         """Run one full-size batch, so the first real call does not pay one-off costs.
 
@@ -318,6 +361,7 @@ class EmbeddingEngine:
         ids = np.full(rows * self.max_length, token, dtype=np.int64)
         self.embed_tokenized(Tokenized(ids=ids, lengths=np.full(rows, self.max_length)))
 
+    @_on_device
     def warm_up(self) -> None:
         """Start tokenizer workers and run first batches, so timing excludes one-off costs."""
         if self._workers() > 0:
@@ -335,7 +379,13 @@ class EmbeddingEngine:
     def _builder(self) -> ThreadPoolExecutor | None:
         """The thread that builds the next batch's inputs on a GPU (the CPU runs them inline)."""
         if self._cuda and self._builder_pool is None:
-            self._builder_pool = ThreadPoolExecutor(1, thread_name_prefix="embedding-inputs")
+            # Pinning host memory goes through the current device's context: this one's.
+            self._builder_pool = ThreadPoolExecutor(
+                1,
+                thread_name_prefix="embedding-inputs",
+                initializer=torch.cuda.set_device,
+                initargs=(self.device,),
+            )
         return self._builder_pool
 
     def _inputs(self, tokenized: Tokenized, offsets: np.ndarray, batch: Batch) -> BatchInputs:
@@ -362,13 +412,14 @@ class EmbeddingEngine:
                 out = inputs.encode(self.model, start, end, mark)
                 stats.gpu_seconds += time.perf_counter() - began
                 return out
+            stream = torch.cuda.current_stream(self.device)
             began, ended = (torch.cuda.Event(enable_timing=True) for _ in range(2))
-            began.record()
+            began.record(stream)
             out = inputs.encode(self.model, start, end, mark)
             with mark("copy-out"):
                 host = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
                 host.copy_(out, non_blocking=True)
-            ended.record()
+            ended.record(stream)
             timings.append((began, ended))
             return host
 
@@ -404,12 +455,16 @@ class EmbeddingEngine:
                 return
             yield item
 
-    def _run(self, windows: Iterator[tuple[int, Tokenized]], count: int) -> EmbeddingResult:
+    def _run(
+        self, windows: Iterator[tuple[int, Tokenized]], count: int, out: np.ndarray | None
+    ) -> EmbeddingResult:
         started = time.perf_counter()
         stats = EmbeddingStats(
             device=str(self.device), dtype=dtype_name(self.dtype), texts=count, packed=self.packed
         )
-        vectors = np.empty((count, self.dimension), dtype=np.float32)
+        if out is not None and out.shape != (count, self.dimension):
+            raise ValueError(f"out has shape {out.shape}, not {(count, self.dimension)}")
+        vectors = np.empty((count, self.dimension), dtype=np.float32) if out is None else out
         controller = self._budget_controller()
         cuda = self._cuda
         device = self.device
@@ -425,7 +480,7 @@ class EmbeddingEngine:
             stats.budgets.append(controller.current)
             return controller.current
 
-        with Collector(vectors, IN_FLIGHT, threaded=cuda) as collector:
+        with Collector(vectors, IN_FLIGHT, threaded=cuda, device=device) as collector:
             for offset, tokenized in self._waited_for(windows, stats):
                 stats.tokens += int(tokenized.lengths.sum())
                 stats.tokenize_seconds += tokenized.seconds
@@ -454,7 +509,7 @@ class EmbeddingEngine:
                     done = None
                     if cuda:
                         done = torch.cuda.Event()
-                        done.record()
+                        done.record(torch.cuda.current_stream(device))
                         peak = torch.cuda.max_memory_allocated(device)
                         stats.peak_gpu_memory_bytes = max(stats.peak_gpu_memory_bytes, peak)
                         if outcome.ooms == 0:

@@ -94,6 +94,18 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
+def device_scope(device: torch.device) -> AbstractContextManager:
+    """`device` as the current CUDA device for the block (nothing on the CPU).
+
+    Many CUDA calls follow the current device rather than any tensor's: new events and streams,
+    `torch.cuda.current_stream()`, the caching allocator's `empty_cache`, pinned host memory,
+    some attention kernels' metadata. An engine on `cuda:1` whose work ran with `cuda:0`
+    current recorded its completion events on the wrong GPU and read vectors back before they
+    were written. The engine's every entry point and thread runs inside this scope.
+    """
+    return torch.cuda.device(device) if device.type == "cuda" else nullcontext()
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """'auto' is bf16 on GPUs that have it, fp16 on older GPUs, fp32 on the CPU.
 
@@ -104,7 +116,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
         return _DTYPES[dtype]
     if device.type != "cuda":
         return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # Asked of this device, not the current one: bf16 needs compute capability 8.0 (Ampere).
+    return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -148,6 +161,11 @@ def read_max_length(path: Path) -> int:
         if value:
             return int(value)
     return int(json.loads((path / "config.json").read_text())["max_position_embeddings"])
+
+
+def read_dimension(path: Path) -> int:
+    """The width of the vectors: the transformer's hidden size (pooling keeps it)."""
+    return int(json.loads((path / "config.json").read_text())["hidden_size"])
 
 
 _SHA_CACHE: dict[Path, str] = {}

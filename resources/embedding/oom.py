@@ -36,7 +36,8 @@ def release_memory(device: torch.device) -> None:
     """Give cached blocks back after a failure so the retry starts from a clean allocator."""
     gc.collect()
     if device.type == "cuda":
-        torch.cuda.empty_cache()
+        with torch.cuda.device(device):  # empty_cache frees the current device's cache
+            torch.cuda.empty_cache()
 
 
 @dataclass

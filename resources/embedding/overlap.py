@@ -51,13 +51,21 @@ def built_ahead(
 class Collector:
     """Writes finished batches' vectors into `vectors` at their input rows.
 
-    Threaded, it waits for each batch's completion event and copies on a thread of its own;
-    `put` blocks while `depth` batches wait, which bounds the pinned memory in flight. Inline
-    (on the CPU, where nothing runs asynchronously), `put` copies at once.
+    Threaded (on a GPU), it waits for each batch's completion event and copies on a thread of
+    its own, with `device` current there as in the launching thread; `put` blocks while `depth`
+    batches wait, which bounds the pinned memory in flight. Inline (on the CPU, where nothing
+    runs asynchronously), `put` copies at once.
     """
 
-    def __init__(self, vectors: np.ndarray, depth: int, threaded: bool) -> None:
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        depth: int,
+        threaded: bool,
+        device: torch.device | None = None,
+    ) -> None:
         self._vectors = vectors
+        self._device = device
         self._error: BaseException | None = None
         self._queue: queue.Queue[tuple | None] | None = None
         if threaded:
@@ -101,6 +109,8 @@ class Collector:
 
     def _drain(self) -> None:
         assert self._queue is not None
+        if self._device is not None and self._device.type == "cuda":
+            torch.cuda.set_device(self._device)  # the current device is per thread
         while (item := self._queue.get()) is not None:
             if self._error is not None:
                 continue  # keep taking items, so that `put` never waits on a dead thread

@@ -7,16 +7,25 @@ configuration, so every asset and op in a step process shares one model and one 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
+import torch
 from dagster import ConfigurableResource, EnvVar, InitResourceContext
 from pydantic import Field, model_validator
 
 from resources.embedding.devices import MultiDeviceEngine, device_list
-from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
-from resources.embedding.model import read_max_length
+from resources.embedding.engine import (
+    EmbeddingEngine,
+    EmbeddingResult,
+    EngineConfig,
+    model_identity,
+)
+from resources.embedding.lease import Gpu, leased, visible_gpus
+from resources.embedding.model import read_max_length, resolve_device
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.probe import ProbeResult
 from resources.embedding.tokenization import Tokenized
@@ -37,6 +46,36 @@ def engine_for(config: EngineConfig) -> Engine:
         return _ENGINES[config]
 
 
+@dataclass(frozen=True)
+class LeasedEngine:
+    """The engine a step embeds with, and the GPUs it holds alone while it does (none on the
+    CPU)."""
+
+    engine: Engine
+    gpus: tuple[Gpu, ...]
+
+    def metadata(self) -> dict[str, str]:
+        """Which GPUs made a shard's vectors, by the names every process of the host agrees on."""
+        return {"gpus": ",".join(gpu.uuid for gpu in self.gpus)} if self.gpus else {}
+
+
+def lease_plan(device: str) -> tuple[list[Gpu], int]:
+    """The GPUs a `device` setting may embed on, and how many of them one step takes.
+
+    "auto" and "cuda" take any one free GPU (one step per GPU: a backfill uses them all),
+    "cuda:N" that one, a list or "all" every GPU it names at once. The CPU takes none.
+    """
+    devices = device_list(device)
+    if any(name.startswith("cpu") for name in devices) or not torch.cuda.is_available():
+        return [], 0
+    gpus = visible_gpus()
+    if device in ("auto", "cuda"):
+        return gpus, 1
+    by_name = {gpu.device: gpu for gpu in gpus}
+    named = [by_name[str(resolve_device(name))] for name in devices]
+    return named, len(named)
+
+
 class EmbeddingResource(ConfigurableResource):
     """Embeds texts into unit vectors with length-sorted, token-budget batches on a GPU.
 
@@ -52,9 +91,10 @@ class EmbeddingResource(ConfigurableResource):
     )
     device: str = Field(
         default="auto",
-        description='"auto" (every GPU, else the CPU), "cpu", "cuda" (every GPU), "cuda:N", or '
-        'a comma-separated list such as "cuda:0,cuda:1": one engine process per device, each '
-        "call split between them by tokens.",
+        description='"auto" (a GPU, else the CPU; each pipeline step takes a free GPU of its '
+        'own, so a backfill uses every GPU), "cpu", "cuda" (like auto, never the CPU), '
+        '"cuda:N", or "all" or a list such as "cuda:0,cuda:1": every call split between '
+        "those GPUs by tokens, one engine process each.",
     )
     dtype: str = Field(
         default="auto",
@@ -136,12 +176,28 @@ class EmbeddingResource(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         # At run start, before any step waits for the GPU pool: the model loads and the GPU
-        # runs a first batch while other runs hold the pool, not inside this run's slot.
-        self._engine.prepare()
+        # runs a first batch while other runs hold the pool, not inside this run's slot. Only
+        # where the step's GPU is known in advance: with several to lease from, the step
+        # prepares on the one it gets.
+        candidates, count = lease_plan(self.device)
+        if len(candidates) <= 1:
+            self._engine.prepare()
 
-    @property
-    def dimension(self) -> int:
-        return self._engine.dimension
+    @contextmanager
+    def leased(self, holder: str, log: Callable[[str], None]) -> Iterator[LeasedEngine]:
+        """The engine on GPUs this caller holds alone until the block ends; waits while none
+        is free, saying so through `log` with who holds them. `holder` names the caller in
+        that message (a run and step)."""
+        candidates, count = lease_plan(self.device)
+        if count == 0:
+            yield LeasedEngine(self._engine, ())
+            return
+        with leased(candidates, count, holder, log) as gpus:
+            config = self.engine_config()
+            if self.device in ("auto", "cuda"):
+                config = replace(config, device=gpus[0].device)
+            log(f"embedding on {', '.join(f'{gpu.device} ({gpu.uuid})' for gpu in gpus)}")
+            yield LeasedEngine(engine_for(config), tuple(gpus))
 
     def embed(self, texts: Sequence[str]) -> EmbeddingResult:
         """Unit vectors for `texts` in input order, float32 [len(texts), dimension], and stats."""
@@ -157,7 +213,8 @@ class EmbeddingResource(ConfigurableResource):
 
     def model_identity(self) -> dict[str, str | int]:
         """name, sha256 of the weights, dtype, max_length, dim: the key of embedding checkpoints."""
-        return self._engine.model_identity()
+        config = self.engine_config()
+        return model_identity(config, resolve_device(device_list(config.device)[0]))
 
     def probe(self) -> ProbeResult:
         """Find and keep the largest token budget this GPU takes at max_length."""

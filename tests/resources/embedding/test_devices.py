@@ -1,10 +1,16 @@
 import itertools
+import os
 
 import numpy as np
 import pytest
 
-from resources.embedding.devices import MultiDeviceEngine, device_list, split_by_weight
-from resources.embedding.engine import EngineConfig
+from resources.embedding.devices import (
+    MultiDeviceEngine,
+    device_list,
+    split_by_weight,
+    split_cpus,
+)
+from resources.embedding.engine import TOKENIZE_CHUNK, EmbeddingEngine, EngineConfig
 from resources.embedding.stats import EmbeddingStats
 from resources.embedding.tokenization import Tokenized, tokenize
 
@@ -31,6 +37,19 @@ def test_device_settings_name_their_devices():
     assert device_list("cpu,cpu") == ["cpu", "cpu"]
     assert device_list("cpu") == ["cpu"]
     assert device_list("cuda:1") == ["cuda:1"]
+    assert device_list("auto") == ["auto"]  # one device: a step leases one GPU
+    assert device_list("all") == ["cpu"]  # every GPU, and this machine has none
+
+
+def test_each_worker_gets_cpus_of_its_own():
+    cpus = sorted(os.sched_getaffinity(0))
+    sets = split_cpus(2)
+    if len(cpus) < 2:
+        assert sets == [None, None]
+        return
+    assert sorted(itertools.chain.from_iterable(sets)) == cpus
+    assert not set(sets[0]) & set(sets[1])
+    assert split_cpus(len(cpus) + 1) == [None] * (len(cpus) + 1)
 
 
 def test_statistics_of_parts_add_up_and_keep_naming_the_callers_texts():
@@ -95,3 +114,19 @@ def test_closing_survives_a_worker_that_exits_while_being_told_to():
     connection.send = exits_first
     engine.close()
     assert engine._processes == [] and not process.is_alive()
+
+
+def test_workers_run_tokenizer_processes_of_their_own():
+    """The shape that crashed on a multi-GPU machine: a worker starting its tokenizer pool."""
+    many = [f"Short text number {i} about shard {i % 7}." for i in range(2 * TOKENIZE_CHUNK + 300)]
+    engine = MultiDeviceEngine(EngineConfig(device="cpu", tokenizer_workers=1), ["cpu", "cpu"])
+    try:
+        engine.warm_up()  # starts each worker's pool
+        out = engine.embed(many)  # each worker's part is past TOKENIZE_CHUNK: its pool tokenizes
+    finally:
+        engine.close()
+    assert out.vectors.shape == (len(many), 384)
+    assert out.stats.texts == len(many) and out.stats.tokenize_seconds > 0
+    sample = [0, 1, 2047, 2048, 2049, len(many) // 2, len(many) - 1]
+    single = EmbeddingEngine(EngineConfig(device="cpu")).embed([many[i] for i in sample])
+    np.testing.assert_allclose(out.vectors[sample], single.vectors, atol=1e-5)

@@ -4,6 +4,7 @@ import pytest
 dg = pytest.importorskip("dagster")
 
 from resources.embedding import EmbeddingResource  # noqa: E402
+from resources.embedding import resource as resource_module  # noqa: E402
 from resources.embedding.model import weights_sha256  # noqa: E402
 from resources.embedding.resource import engine_for  # noqa: E402
 
@@ -12,7 +13,6 @@ def test_defaults_come_from_the_packaged_model():
     resource = EmbeddingResource(device="cpu")
     assert resource.model == "sentence-transformers/all-MiniLM-L6-v2"
     assert resource.max_length == 256
-    assert resource.dimension == 384
     assert resource.target_memory_fraction == 0.85
 
 
@@ -26,13 +26,22 @@ def test_embeds_in_input_order_with_statistics(texts):
     assert meta["dtype"] == "float32"
 
 
-def test_model_identity_names_the_weights():
-    identity = EmbeddingResource(device="cpu").model_identity()
+def test_model_identity_names_the_weights_without_loading_the_model():
+    identity = EmbeddingResource(device="cpu", token_budget=1234).model_identity()
     assert identity.keys() == {"name", "sha256", "dtype", "max_length", "dim"}
     assert len(identity["sha256"]) == 64
-    assert identity == EmbeddingResource(device="cpu").model_identity()
-    engine = engine_for(EmbeddingResource(device="cpu").engine_config())
+    assert (identity["dtype"], identity["max_length"], identity["dim"]) == ("float32", 256, 384)
+    config = EmbeddingResource(device="cpu", token_budget=1234).engine_config()
+    assert config not in resource_module._ENGINES  # nothing was loaded to know it
+    engine = engine_for(config)
+    assert engine.model_identity() == identity
     assert weights_sha256(engine.model.path) == identity["sha256"]
+
+
+def test_on_the_cpu_a_step_leases_no_gpu_and_records_none():
+    with EmbeddingResource(device="cpu").leased("run x", log=print) as leased:
+        assert leased.gpus == () and leased.metadata() == {}
+        assert leased.engine.embed(["one text"]).vectors.shape == (1, 384)
 
 
 def test_resources_with_the_same_settings_share_one_engine():
