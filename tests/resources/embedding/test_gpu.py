@@ -4,18 +4,122 @@ EMBEDDING_TEST_MODEL names a local model directory where the packaged model is n
 """
 
 import os
+import threading
 
 import numpy as np
 import pytest
 import torch
 
+from benchmarks.mixed_corpus import mixed_corpus
+from resources.embedding.devices import MultiDeviceEngine
 from resources.embedding.engine import EmbeddingEngine, EngineConfig
 from resources.embedding.learned import LearnedBudgets
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
+from resources.embedding.tokenization import tokenize
 
 MODEL = os.environ.get("EMBEDDING_TEST_MODEL", DEFAULT_MODEL)
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+GPUS = [f"cuda:{index}" for index in range(torch.cuda.device_count())]
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    """10,000 texts of mixed lengths, short ones and windows cut to the model's 256 tokens."""
+    return mixed_corpus(resolve_model_path(MODEL), 10_000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def on_first_gpu(corpus) -> np.ndarray:
+    return EmbeddingEngine(EngineConfig(model=MODEL, device="cuda:0")).embed(corpus).vectors
+
+
+@pytest.fixture(scope="module")
+def sentence_transformers_fp32(corpus) -> np.ndarray:
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(
+        str(resolve_model_path(MODEL)), device="cuda:0", model_kwargs={"dtype": torch.float32}
+    )
+    return model.encode(corpus, batch_size=64, normalize_embeddings=True)
+
+
+def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum(axis=1).min())
+
+
+@pytest.mark.parametrize("device", GPUS)
+def test_every_gpu_gives_the_vectors_of_the_first(
+    device, corpus, on_first_gpu, sentence_transformers_fp32
+):
+    # The first GPU stays current in this thread: the engine must not follow it.
+    torch.cuda.set_device(0)
+    out = EmbeddingEngine(EngineConfig(model=MODEL, device=device)).embed(corpus)
+    assert out.stats.device == device
+    print(device, "min cosine vs cuda:0", min_cosine(out.vectors, on_first_gpu))
+    assert min_cosine(out.vectors, on_first_gpu) >= 0.9999
+    assert min_cosine(out.vectors, sentence_transformers_fp32) >= 0.999
+
+
+def test_engines_on_every_gpu_at_once_from_threads(corpus, on_first_gpu):
+    engines = [EmbeddingEngine(EngineConfig(model=MODEL, device=device)) for device in GPUS * 2]
+    results: dict[int, np.ndarray] = {}
+
+    def run(index: int) -> None:
+        results[index] = engines[index].embed(corpus).vectors
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(engines))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == list(range(len(engines)))
+    for vectors in results.values():
+        assert min_cosine(vectors, on_first_gpu) >= 0.9999
+
+
+def test_one_call_over_several_gpus_gives_the_vectors_of_one(corpus, on_first_gpu):
+    """Every GPU, or two workers sharing the only one: workers with their own tokenizer
+    processes, tokens and vectors through shared memory."""
+    devices = GPUS if len(GPUS) > 1 else ["cuda:0", "cuda:0"]
+    engine = MultiDeviceEngine(EngineConfig(model=MODEL), devices)
+    try:
+        engine.warm_up()
+        out = engine.embed(corpus)
+        from_tokens = engine.embed_tokenized(tokenize(MODEL, engine.max_length, corpus))
+    finally:
+        engine.close()
+    assert out.stats.device == ",".join(devices)
+    assert min_cosine(out.vectors, on_first_gpu) >= 0.9999
+    assert min_cosine(from_tokens.vectors, on_first_gpu) >= 0.9999
+
+
+def test_steps_lease_gpus_of_their_own(tmp_path, monkeypatch):
+    from resources.embedding import EmbeddingResource, lease
+
+    monkeypatch.setenv("EMBEDDING_LEASE_DIR", str(tmp_path))
+    monkeypatch.setattr(lease, "POLL_SECONDS", 0.05)
+    said: list[str] = []
+    resource = EmbeddingResource(model=MODEL)
+    got: list[str] = []
+
+    def later_step() -> None:
+        with resource.leased("run b", said.append) as leased:
+            got.append(leased.gpus[0].uuid)
+
+    with resource.leased("run a", said.append) as first:
+        assert len(first.gpus) == 1 and first.metadata()["gpus"].startswith("GPU-")
+        assert first.engine.embed(["a text"]).stats.device == first.gpus[0].device
+        step = threading.Thread(target=later_step)
+        step.start()
+        step.join(timeout=5)
+        if len(GPUS) == 1:
+            assert step.is_alive() and not got  # the only GPU is held: the step waits
+            assert any("held: cuda:0 by run a" in line for line in said)
+        else:
+            assert got and got[0] != first.gpus[0].uuid
+    step.join(timeout=60)
+    assert len(got) == 1
 
 
 def long_rows(count: int, length: int, seed: int = 0) -> list[list[int]]:
