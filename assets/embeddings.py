@@ -5,6 +5,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
 from assets.chunks import chunks
+from assets.pools import GPU_POOL
 from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
 from orchestration.partitions import shard_partitions
 from orchestration.retries import TRANSIENT
@@ -21,7 +22,7 @@ from resources.vectors import is_current, write_vectors
     backfill_policy=BACKFILL_POLICY,
     group_name="indexing",
     retry_policy=TRANSIENT,
-    pool="gpu",
+    pool=GPU_POOL,
     kinds={"pytorch", "parquet"},
 )
 def embeddings(
@@ -64,7 +65,7 @@ def embeddings(
             **gpu.metadata(),
         }
 
-    holder = f"run {context.run_id[:8]} step {context.op_execution_context.step_key}"
+    holder = f"run {context.run_id[:8]} step {context.op_execution_context.op_handle}"
     with (
         embedder.leased(holder, context.log.info) as gpu,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-vectors") as writer,

@@ -2,6 +2,7 @@
 
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
+from assets.pools import GPU_POOL
 from orchestration.profiling import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_BUDGETS,
@@ -20,7 +21,7 @@ class ProfileConfig(Config):
     batch_sizes: list[int] = list(DEFAULT_BATCH_SIZES)
 
 
-@asset(group_name="profiling", pool="gpu", kinds={"pytorch", "html"})
+@asset(group_name="profiling", pool=GPU_POOL, kinds={"pytorch", "html"})
 def embedding_profile(
     context: AssetExecutionContext,
     config: ProfileConfig,
@@ -30,7 +31,7 @@ def embedding_profile(
     """Throughput and peak memory per token budget (and per fixed batch size, to compare);
     the recommended budget becomes the learned budget that later runs start from."""
     token_ids = profile_token_ids(config.docs, config.max_document_tokens, embedder.model)
-    holder = f"run {context.run_id[:8]} step {context.op_execution_context.step_key}"
+    holder = f"run {context.run_id[:8]} step {context.op_execution_context.op_handle}"
     with embedder.leased(holder, context.log.info) as gpu:
         # The sweep builds an engine per budget, each on the leased GPU.
         profile = run_profile(token_ids, gpu.engine.config, config.budgets, config.batch_sizes)

@@ -38,7 +38,11 @@ files, chunking, the count check), and the projection to the reference corpus:
 - overhead: the same split, with the time spent embedding or ingesting inside the steady state
   scaled alike; `overhead_fraction_chunking_as_work` also counts the chunks steps (the
   pipeline's tokenization) as work, which leaves what orchestration itself costs;
-- `per_run_phases`: a run's mean seconds from its process's start to its end, phase by phase.
+- `per_run_phases`: a run's mean seconds from its process's start to its end, phase by phase;
+- `per_gpu`: for each GPU the steps leased (by UUID, from the `gpus` metadata), its shards, its
+  device seconds and engine seconds, and those as a fraction of the backfill's wall time (how
+  busy each GPU was). `--gpu-slots 1 --device cuda:0` against the default (a slot and a lease
+  per GPU) compares one GPU with all of them on the same machine.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from dagster._core.storage.tags import (  # noqa: E402
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from orchestration.instance import prepare_instance  # noqa: E402
 from orchestration.partitions import shard_partitions  # noqa: E402
 from resources.corpus.sample import SampleSpec, corpus_totals, write_sample_corpus  # noqa: E402
 from resources.weaviate.server import LocalServer  # noqa: E402
@@ -90,6 +95,7 @@ def _environment(args: argparse.Namespace, out: Path, server: LocalServer | None
         SHARDS_PER_RUN=str(args.shards_per_run),
         CHUNK_PROCESSES=str(args.chunk_processes),
         EMBEDDING_DEVICE=args.device,
+        GPU_POOL_SLOTS=str(args.gpu_slots or ""),
         WEAVIATE_COLLECTION="FullRun",
         HF_HUB_OFFLINE="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
@@ -299,7 +305,32 @@ def measure(
         },
         "concurrent_runs": concurrent,
         "per_run_phases": run_phases(instance, runs, runs_steps, launched),
+        "per_gpu": per_gpu(instance, wall),
     }
+
+
+def per_gpu(instance: DagsterInstance, wall: float) -> dict[str, dict]:
+    """Each leased GPU's shards, device and engine seconds, and their share of the wall time."""
+    records = instance.fetch_materializations(AssetKey("embeddings"), limit=10_000).records
+    gpus: dict[str, dict] = {}
+    for record in records:
+        metadata = {
+            name: getattr(value, "value", value)
+            for name, value in record.event_log_entry.asset_materialization.metadata.items()
+        }
+        if not metadata.get("wall_seconds"):
+            continue  # a reused checkpoint, or a run's summary
+        gpu = gpus.setdefault(
+            str(metadata.get("gpus") or metadata.get("device", "?")),
+            {"shards": 0, "gpu_seconds": 0.0, "engine_seconds": 0.0},
+        )
+        gpu["shards"] += 1
+        gpu["gpu_seconds"] += metadata.get("gpu_seconds", 0.0)
+        gpu["engine_seconds"] += metadata["wall_seconds"]
+    for gpu in gpus.values():
+        gpu["device_busy_fraction"] = gpu["gpu_seconds"] / wall
+        gpu["engine_busy_fraction"] = gpu["engine_seconds"] / wall
+    return gpus
 
 
 def project(measured: dict, reference: dict) -> dict:
@@ -335,6 +366,7 @@ def main() -> None:
         "--chunk-processes", type=int, default=0, help="CHUNK_PROCESSES (0: the asset's default)"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--gpu-slots", type=int, default=0, help="GPU_POOL_SLOTS (0: one per GPU)")
     parser.add_argument(
         "--weaviate-url", default=None,
         help="a running Weaviate (default: the managed server, started in --out)",
@@ -349,8 +381,6 @@ def main() -> None:
     out = args.out.resolve()
     LocalServer(root=out / "data" / "weaviate").stop()  # one an interrupted run left behind
     shutil.rmtree(out, ignore_errors=True)
-    (out / "dagster_home").mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", out / "dagster_home" / "dagster.yaml")
     started = time.perf_counter()
     sample = write_sample_corpus(out / "corpus", SampleSpec(docs=args.docs), workers=os.cpu_count())
     corpus_seconds = time.perf_counter() - started
@@ -358,13 +388,14 @@ def main() -> None:
 
     server = None if args.weaviate_url else managed_server(out)
     env = _environment(args, out, server)
+    os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], GPU_POOL_SLOTS=env["GPU_POOL_SLOTS"])
+    prepare_instance()  # the project's dagster.yaml, the gpu pool's slots
     try:
         if server is not None:
             server.start()
         started = time.perf_counter()
         _Run(env, "register_shards", "register_shards").wait()
         register_seconds = time.perf_counter() - started
-        os.environ["DAGSTER_HOME"] = env["DAGSTER_HOME"]
         with DagsterInstance.get() as instance:
             keys = instance.get_dynamic_partitions(shard_partitions.name)
             began = time.time()

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from orchestration.demo import PROJECT_ROOT, run_demo
+from orchestration.demo import run_demo
+from resources import settings
 
 
 def _sample_corpus(args: argparse.Namespace) -> int:
@@ -59,6 +60,16 @@ def _instance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index(args: argparse.Namespace) -> int:
+    from orchestration.headless import describe, index_corpus
+
+    if args.corpus:
+        os.environ["CORPUS_PATH"] = str(Path(args.corpus).resolve())
+    summary = index_corpus(every=args.all)
+    print(describe(summary))
+    return 0 if summary.ok else 1
+
+
 def _search(args: argparse.Namespace) -> int:
     from orchestration.resources import build_resources
     from resources.weaviate.search import nearest_chunks
@@ -101,7 +112,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    data_dir = Path(os.environ.get("INDEXER_DATA_DIR") or PROJECT_ROOT / ".data")
+    data_dir = Path(settings.data_dir())
     return run_demo(args.docs, args.shard_size, data_dir, args.query)
 
 
@@ -129,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace-settings", action="store_true",
                    help="copy the project's dagster.yaml over the one there")  # fmt: skip
     p.set_defaults(func=_instance)
+
+    p = sub.add_parser("index", help="index the corpus without the UI: register its shards, "
+                       "then run those not indexed at their current content")  # fmt: skip
+    p.add_argument("--corpus", default=None, help="the corpus folder (default: CORPUS_PATH)")
+    p.add_argument("--all", action="store_true", help="run every shard, indexed or not")
+    p.set_defaults(func=_index)
 
     p = sub.add_parser("search", help="nearest chunks to a text")
     p.add_argument("text")

@@ -12,9 +12,8 @@ import os
 import shutil
 from pathlib import Path
 
-from orchestration.resources import PROJECT_ROOT
-
-GPU_POOL = "gpu"
+from assets.pools import GPU_POOL
+from resources.settings import PROJECT_ROOT
 
 
 def dagster_home() -> Path:

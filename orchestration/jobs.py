@@ -11,7 +11,7 @@ from dagster import (
 )
 
 from orchestration.partitions import shard_partitions
-from resources.corpus.manifest import problems_path, register_corpus
+from resources.corpus.manifest import CorpusFileError, problems_path, register_corpus
 from resources.corpus.resource import CorpusResource
 
 # SQLite refuses very large statements (dagster #16260): register keys a slice at a time.
@@ -28,9 +28,12 @@ def register_corpus_shards(
     context: OpExecutionContext, corpus: CorpusResource, config: RegisterConfig
 ) -> list[str]:
     """Scan the corpus's changed files, save the manifest and id registry, add new partitions."""
-    scan = register_corpus(
-        corpus.corpus_path, corpus.shard_size, corpus.data_dir, corpus.strict, config.rescan
-    )
+    try:
+        scan = register_corpus(
+            corpus.corpus_path, corpus.shard_size, corpus.data_dir, corpus.strict, config.rescan
+        )
+    except CorpusFileError as exc:
+        raise Failure(f"strict mode: {exc}", allow_retries=False) from None
     if not scan.shards:
         raise Failure(
             f"no records in .jsonl or .parquet files under {corpus.corpus_path!r}"

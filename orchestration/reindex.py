@@ -125,7 +125,7 @@ def _vectors(
     for path in (own, corpus.stage_file("embeddings", key)):
         if is_current(path, content_hash, model):
             return read_vectors(path), True
-    holder = f"run {context.run_id[:8]} step {context.step_key}"
+    holder = f"run {context.run_id[:8]} step {context.op_handle}"
     with embedder.leased(holder, context.log.info) as gpu:
         result = gpu.engine.embed_token_ids(table.column("token_ids").to_pylist())
     write_vectors(own, table.column("uuid").to_pylist(), result.vectors, content_hash, model)

@@ -8,17 +8,14 @@ assets, so commands that only need a resource (`weaviate-indexer weaviate status
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from dagster import EnvVar
 
+from resources import settings
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.embedding.model_source import DEFAULT_MODEL
 from resources.weaviate import WeaviateResource
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA_DIR = str(PROJECT_ROOT / ".data")
 
 
 def build_resources(resolved: bool = False) -> dict:
@@ -36,14 +33,11 @@ def build_resources(resolved: bool = False) -> dict:
             return kind(value)
         return EnvVar.int(name) if kind is int else EnvVar(name)
 
-    data_dir_value = os.environ.get("INDEXER_DATA_DIR") or DEFAULT_DATA_DIR
-    data_dir = env("INDEXER_DATA_DIR", DEFAULT_DATA_DIR)
+    data_dir = env("INDEXER_DATA_DIR", settings.data_dir())
     return {
-        "corpus": CorpusResource(
-            corpus_path=env("CORPUS_PATH", str(Path(data_dir_value) / "corpus")),
-            shard_size=env("SHARD_SIZE", 1000, int),
-            data_dir=data_dir,
-        ),
+        # Its settings are its fields' defaults (resources/settings.py), so that a launchpad
+        # run config setting only `strict` keeps them.
+        "corpus": CorpusResource(),
         "embedder": EmbeddingResource(
             model=env("EMBEDDING_MODEL", DEFAULT_MODEL),
             device=env("EMBEDDING_DEVICE", "auto"),

@@ -95,6 +95,10 @@ class CorpusScan:
         return sum(spec.records for spec in self.shards)
 
 
+class CorpusFileError(ValueError):
+    """Raised in strict mode for a corpus file that cannot be read or holds no record."""
+
+
 def register_corpus(
     corpus_path: str,
     shard_size: int,
@@ -143,10 +147,12 @@ def register_corpus(
                     specs = reads.result(source, writer)
                 except (ValueError, OSError) as exc:
                     if strict:
-                        raise
+                        raise CorpusFileError(f"{file_name(source)}: {exc}") from exc
                     scan.problems.append(Reject(file_name(source), f"file skipped: {exc}"))
                     continue
                 if not specs:
+                    if strict:
+                        raise CorpusFileError(f"{file_name(source)}: file has no records")
                     scan.problems.append(Reject(file_name(source), "file has no records"))
                     continue
                 scan.shards += specs

@@ -90,6 +90,14 @@ IdSink = Callable[[str, str, str], None]
 """Told (document id, shard key, location) for each record whose id can be read."""
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _unmarked(line: bytes, line_no: int) -> bytes:
+    """A file's first line without the UTF-8 byte order mark some editors write before it."""
+    return line.removeprefix(_BOM) if line_no == 1 else line
+
+
 def _scan_jsonl(
     source: str, corpus_path: str, shard_size: int, on_id: IdSink | None
 ) -> Iterator[ShardSpec]:
@@ -110,7 +118,7 @@ def _scan_jsonl(
             digest.update(line)
             records += 1
             if on_id is not None:
-                _report_id(on_id, line, key, f"{name}:line {line_no}")
+                _report_id(on_id, _unmarked(line, line_no), key, f"{name}:line {line_no}")
             if records == shard_size:
                 yield ShardSpec(
                     key, source, index, index * shard_size, records, digest.hexdigest(),
@@ -213,6 +221,7 @@ def _read_jsonl(spec: ShardSpec) -> Iterator[RawRecord]:
     line_no = (spec.first_line or 1) - 1
     for line in data.splitlines():
         line_no += 1
+        line = _unmarked(line, line_no)
         if not line.strip():
             continue
         location = f"{name}:line {line_no}"

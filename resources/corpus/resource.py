@@ -7,6 +7,7 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources import settings
 from resources.corpus.chunking import ChunkingConfig
 from resources.corpus.ids import owners
 from resources.corpus.loading import ShardContents, load_shard
@@ -17,10 +18,17 @@ from resources.corpus.tables import stage_path
 
 class CorpusResource(ConfigurableResource):
     corpus_path: str = Field(
-        default=".data/corpus", description="folder or file of JSONL/Parquet; a local path or URL"
+        default_factory=settings.corpus_path,
+        description="folder or file of JSONL/Parquet; a local path or URL (default: CORPUS_PATH)",
     )
-    shard_size: int = Field(default=1000, description="documents per shard (partition)")
-    data_dir: str = Field(default=".data", description="stage files, manifest and quarantine")
+    shard_size: int = Field(
+        default_factory=settings.shard_size,
+        description="documents per shard (partition); default: SHARD_SIZE or 1,000",
+    )
+    data_dir: str = Field(
+        default_factory=settings.data_dir,
+        description="stage files, manifest and quarantine; default: INDEXER_DATA_DIR or .data",
+    )
     chunk_overlap: int = Field(default=32, description="tokens shared by neighbouring chunks")
     max_document_chars: int = Field(
         default=2_000_000, description="longer documents are quarantined, not indexed"

@@ -34,6 +34,7 @@ from itertools import pairwise
 import numpy as np
 import torch
 
+from resources import settings
 from resources.embedding.budget import BudgetController
 from resources.embedding.inputs import BatchInputs, PackedInputs, PaddedInputs
 from resources.embedding.learned import BudgetKey, LearnedBudgets
@@ -108,10 +109,6 @@ class EmbeddingResult:
     stats: EmbeddingStats
 
 
-def default_data_dir() -> str:
-    return os.environ.get("INDEXER_DATA_DIR") or ".data"
-
-
 def model_identity(config: EngineConfig, device: torch.device) -> dict[str, str | int]:
     """What vectors made with `config` on `device` depend on, read from the model's files alone:
     a step knows its checkpoints' key before it loads the model on any GPU."""
@@ -171,7 +168,7 @@ class EmbeddingEngine:
         self.dimension = self.model.dimension
         self.fault_hook = fault_hook
         self.learned = LearnedBudgets(
-            os.path.join(config.data_dir or default_data_dir(), "budgets")
+            os.path.join(config.data_dir or settings.data_dir(), "budgets")
         )
         self._cuda = self.device.type == "cuda"
         # Packed (unpadded) batches wherever variable-length attention runs, unless told.

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import weaviate
@@ -58,6 +58,7 @@ _VALUE_FIELDS = {str: "string_value", bool: "bool_value", int: "number_value",
                  float: "number_value"}  # fmt: skip
 _SINGLE_FP32 = base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32
 _CLIENT_RETRIES = 2  # weaviate-client's own UNAVAILABLE retries per call, as in `insert_many`
+T = TypeVar("T")
 
 PropertyValue = str | int | float | bool
 
@@ -280,6 +281,28 @@ class _BatchSender:
         return failed
 
 
+def retried(
+    policy: IngestPolicy,
+    action: Callable[[], T],
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """`action()` under the batches' retry policy: a transient failure (a restarting server, a
+    lost connection) is retried with the same backoff, for up to `retry_seconds`; any other
+    failure, or one that outlasts the budget, is raised."""
+    deadline = time.monotonic() + policy.retry_seconds
+    backoff = policy.first_backoff_seconds
+    while True:
+        try:
+            return action()
+        except WeaviateBaseError as exc:
+            if not _is_transient(str(exc)) or time.monotonic() + backoff > deadline:
+                raise
+            log.warning(f"retrying {what} in {backoff:.1f}s: {type(exc).__name__}: {exc}")
+            sleep(backoff)
+            backoff = min(backoff * 2, policy.max_backoff_seconds)
+
+
 def write_objects(
     collection: weaviate.collections.Collection,
     report: IngestReport,
@@ -386,10 +409,20 @@ def ingest_shard(
     if report.failed and not allow_rejects:
         report.seconds = time.perf_counter() - started
         raise IngestError(report.failure_summary(), report)
-    report.stale_deleted = delete_stale(collection, shard, version)
+    # The calls after the batches meet the same servers, so they retry as batches do.
+    report.stale_deleted = retried(
+        policy,
+        lambda: delete_stale(collection, shard, version),
+        f"removing {shard}'s stale objects",
+    )
     if report.failed:
-        report.stale_deleted += delete_objects(collection, [f.uuid for f in report.failed])
-    report.count_in_weaviate = count_shard(collection, shard)
+        refused = [f.uuid for f in report.failed]
+        report.stale_deleted += retried(
+            policy, lambda: delete_objects(collection, refused), f"removing {shard}'s rejects"
+        )
+    report.count_in_weaviate = retried(
+        policy, lambda: count_shard(collection, shard), f"counting {shard}'s objects"
+    )
     report.seconds = time.perf_counter() - started
     if report.count_in_weaviate != expected - len(report.failed):
         raise IngestError(

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources.processes import process_alive
+
 # weaviate-client 4.23's own CI tests against this release; aliases need 1.32+, server-side
 # batching (`batch.stream`) 1.36+, and its go.mod asks for the Go the machines have (1.26).
 WEAVIATE_VERSION = "1.37.14"
@@ -230,7 +232,7 @@ class LocalServer:
     def pid(self) -> int | None:
         """The process this data directory's server runs as, if it is alive."""
         pid = self._recorded_pid()
-        return pid if pid is not None and _alive(pid) and _runs_weaviate(pid) else None
+        return pid if pid is not None and process_alive(pid) and _runs_weaviate(pid) else None
 
     def start(self, progress: Progress = print, wait_seconds: float = READY_SECONDS) -> bool:
         """Start the server unless it already answers; True when this call started it."""
@@ -275,7 +277,7 @@ class LocalServer:
             if self.ready():
                 return
             pid = self._recorded_pid()
-            if (pid is None or not _alive(pid)) and not _listening(self.http_port):
+            if (pid is None or not process_alive(pid)) and not _listening(self.http_port):
                 failure = "exited before it was ready"
                 break
             time.sleep(0.2)
@@ -357,32 +359,6 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    if stat.rsplit(")", 1)[1].split()[0] != "Z":
-        return True
-    # A multithreaded process whose main thread exited shows as a zombie while its other
-    # threads still run and hold its sockets: it is gone only when every thread is.
-    return any(_thread_running(task) for task in Path(f"/proc/{pid}/task").glob("*"))
-
-
-def _thread_running(task: Path) -> bool:
-    try:
-        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _runs_weaviate(pid: int) -> bool:
     """Guards against a stale pid file whose number now belongs to another program."""
     try:
@@ -397,7 +373,7 @@ def _exited(pid: int, wait_seconds: float) -> bool:
     """Whether `pid` is gone, waiting up to `wait_seconds`."""
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not process_alive(pid):
             return True
         time.sleep(0.1)
     return False

@@ -9,6 +9,7 @@ runs in a session of its own.
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -25,20 +26,26 @@ from assets.chunks import chunks
 from assets.corpus import corpus_shard
 from assets.embeddings import embeddings
 from assets.index import object_count_matches_chunks, weaviate_index
+from assets.pools import GPU_POOL
 from orchestration.jobs import register_shards
+from orchestration.liveness import fail_dead_runs, process_tags
 from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
+from resources.settings import PROJECT_ROOT
 from resources.weaviate import WeaviateResource
 
 ASSETS = [corpus_shard, chunks, embeddings, weaviate_index, object_count_matches_chunks]
 
 
 def instance_at(home: str) -> DagsterInstance:
-    """A persistent SQLite instance, shared by the killed run and the one that resumes it."""
+    """A persistent SQLite instance with the project's settings (the GPU pool among them),
+    shared by the killed run and the one that resumes it."""
     Path(home).mkdir(parents=True, exist_ok=True)
-    (Path(home) / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    return DagsterInstance.from_ref(InstanceRef.from_dir(home))
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(home) / "dagster.yaml")
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(home))
+    instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
+    return instance
 
 
 def resources_for(config: dict) -> dict:
@@ -61,16 +68,22 @@ def backfill(config: dict):
     with a multi-partition policy launches them; the run's result is returned.
     """
     instance = instance_at(config["dagster_home"])
+    # As the project's commands do: a run a killed process left behind gives its slots back.
+    fail_dead_runs(instance)
     resources = resources_for(config)
-    register_shards.execute_in_process(instance=instance, resources={"corpus": resources["corpus"]})
+    tags = process_tags()
+    register_shards.execute_in_process(
+        instance=instance, resources={"corpus": resources["corpus"]}, tags=tags
+    )
     done = instance.get_materialized_partitions(AssetKey("weaviate_index"))
     keys = [k for k in instance.get_dynamic_partitions(shard_partitions.name) if k not in done]
     if config.get("one_run"):
-        tags = {ASSET_PARTITION_RANGE_START_TAG: keys[0], ASSET_PARTITION_RANGE_END_TAG: keys[-1]}
+        tags[ASSET_PARTITION_RANGE_START_TAG] = keys[0]
+        tags[ASSET_PARTITION_RANGE_END_TAG] = keys[-1]
         return materialize(ASSETS, instance=instance, resources=resources, tags=tags)
     for key in keys:
         result = materialize(ASSETS, partition_key=key, instance=instance, resources=resources,
-                             raise_on_error=False)  # fmt: skip
+                             raise_on_error=False, tags=tags)  # fmt: skip
         if not result.success:
             raise RuntimeError(f"partition {key} failed")
     return keys
@@ -146,6 +159,8 @@ def install_kill(kill: dict) -> None:
     point, nth = kill["point"], kill.get("nth", 1)
     if point == "chunking":
         _kill_on_call(chunking.Chunker, "_chunk_batch", nth, after=False)
+    elif point == "inside_embedding":  # the nth shard's embedding, as it starts
+        _kill_on_call(EmbeddingEngine, "embed_tokenized", nth, after=False)
     elif point == "embedding":
         _kill_during_call(EmbeddingEngine, "embed_tokenized", nth, delay=kill.get("delay", 0.5))
     elif point == "checkpoint_rename":

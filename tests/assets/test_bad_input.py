@@ -128,3 +128,40 @@ def test_strict_mode_fails_the_shard_naming_file_and_line(tmp_path):
     assert message.startswith("shard a-s00000 (strict mode): a.jsonl:line 2: malformed JSON")
     # Deterministic bad input is not retried by the step's retry policy.
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_strict_mode_fails_the_registration_on_an_empty_file(tmp_path):
+    files = {"a.jsonl": (GOOD + "\n").encode(), "empty.jsonl": b""}
+    _, registered, results = _run(tmp_path, files, strict=True)
+    assert not registered.success and results == {}
+    [failure] = [e for e in registered.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message == "strict mode: empty.jsonl: file has no records"
+
+
+def test_strict_alone_in_run_config_keeps_the_corpus_settings_from_the_environment(
+    tmp_path, monkeypatch
+):
+    """As the launchpad sends it: `resources: {corpus: {config: {strict: true}}}`."""
+    from orchestration.definitions import build_definitions
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.jsonl").write_bytes((GOOD + "\n{broken\n").encode())
+    monkeypatch.setenv("CORPUS_PATH", str(corpus))
+    monkeypatch.setenv("SHARD_SIZE", "7")
+    monkeypatch.setenv("INDEXER_DATA_DIR", str(tmp_path / "data"))
+    defs = build_definitions()
+    instance = DagsterInstance.ephemeral()
+    strict = {"resources": {"corpus": {"config": {"strict": True}}}}
+    registered = defs.resolve_job_def("register_shards").execute_in_process(
+        instance=instance, run_config=strict
+    )
+    assert registered.output_for_node("register_corpus_shards") == ["a-s00000"]
+    assert (tmp_path / "data" / "manifest").is_dir()
+    shard = defs.resolve_job_def("index_shards").execute_in_process(
+        instance=instance, run_config=strict, partition_key="a-s00000", raise_on_error=False
+    )
+    [failure] = [e for e in shard.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("shard a-s00000 (strict mode): a.jsonl:line 2: malformed JSON")

@@ -79,3 +79,13 @@ def test_missing_corpus_and_truncated_parquet_say_which_file(tmp_path):
     (tmp_path / "t.parquet").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match="t.parquet"):
         list(scan_shards(str(tmp_path / "t.parquet"), 10))
+
+
+def test_a_byte_order_mark_before_the_first_record_is_not_part_of_it(tmp_path):
+    _write_jsonl(tmp_path / "a.jsonl", _records(3))
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "a.jsonl").read_bytes())
+    ids: list[str] = []
+    specs = list(scan_shards(str(tmp_path), shard_size=2, on_id=lambda i, *_: ids.append(i)))
+    records = [r for spec in specs for r in read_shard(spec)]
+    assert [r.error for r in records] == [None, None, None]
+    assert [r.payload["id"] for r in records] == ["d0", "d1", "d2"] == ids

@@ -1,8 +1,9 @@
 """Faults a real server cannot produce on demand, injected into a real client's gRPC channel.
 
 `GrpcFaults.install(client)` routes the client's calls through an interceptor that can fail the
-next batch calls with a status code, refuse batches over a size as too large, hold a batch
-call until released, and count batch calls. Everything else reaches the real server.
+next batch (or batch delete) calls with a status code, refuse batches over a size as too large,
+hold a batch call until released, and count batch calls. Everything else reaches the real
+server.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import weaviate
 from weaviate.proto.v1 import weaviate_pb2_grpc
 
 _BATCH = "/weaviate.v1.Weaviate/BatchObjects"
+_DELETE = "/weaviate.v1.Weaviate/BatchDelete"
 
 
 class InjectedError(grpc.RpcError, grpc.Call):
@@ -51,7 +53,7 @@ class InjectedError(grpc.RpcError, grpc.Call):
 class GrpcFaults(grpc.UnaryUnaryClientInterceptor):
     def __init__(self) -> None:
         self.batch_calls = 0
-        self._failures: list[grpc.StatusCode] = []
+        self._failures: dict[str, list[grpc.StatusCode]] = {_BATCH: [], _DELETE: []}
         self.max_objects: int | None = None
         self.hold_at: int | None = None  # the batch call (1-based) that waits for `release`
         self.held = threading.Event()
@@ -66,16 +68,24 @@ class GrpcFaults(grpc.UnaryUnaryClientInterceptor):
 
     def fail_next_batches(self, count: int, code: grpc.StatusCode) -> None:
         with self._lock:
-            self._failures += [code] * count
+            self._failures[_BATCH] += [code] * count
+
+    def fail_next_deletes(self, count: int, code: grpc.StatusCode) -> None:
+        with self._lock:
+            self._failures[_DELETE] += [code] * count
 
     def intercept_unary_unary(self, continuation, client_call_details, request):
-        if client_call_details.method == _BATCH:
+        method = client_call_details.method
+        if method in self._failures:
             with self._lock:
-                self.batch_calls += 1
+                if method == _BATCH:
+                    self.batch_calls += 1
                 call = self.batch_calls
-                failure = self._failures.pop(0) if self._failures else None
+                failures = self._failures[method]
+                failure = failures.pop(0) if failures else None
             if failure is not None:
                 raise InjectedError(failure, f"injected {failure.name}")
+        if method == _BATCH:
             if self.max_objects is not None and len(request.objects) > self.max_objects:
                 raise InjectedError(
                     grpc.StatusCode.RESOURCE_EXHAUSTED,

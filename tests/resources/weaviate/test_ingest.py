@@ -154,6 +154,16 @@ def test_stale_chunks_of_the_shard_are_removed_and_other_shards_kept(client):
     assert {o.properties["shard_version"] for o in kept.objects} == {"v2"}
 
 
+def test_stale_removal_meeting_an_unavailable_server_is_retried_like_batches(client):
+    name = client.test_collection
+    ingest_shard(client, name, "s1", "v1", _objects(40), expected=40)
+    # More failures than weaviate-client's own retries of UNAVAILABLE absorb.
+    GrpcFaults().install(client).fail_next_deletes(4, grpc.StatusCode.UNAVAILABLE)
+    policy = IngestPolicy(first_backoff_seconds=0.05)
+    report = ingest_shard(client, name, "s1", "v2", _objects(25, version="v2"), 25, policy)
+    assert (report.stale_deleted, report.count_in_weaviate) == (15, 25)
+
+
 def test_rejected_objects_fail_the_shard_and_are_named(client):
     name = client.test_collection
     good = _objects(10)
