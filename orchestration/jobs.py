@@ -51,7 +51,8 @@ def register_corpus_shards(
     context.log.info(
         f"{len(keys)} shards ({scan.records} records in {scan.files} files, "
         f"{scan.files - scan.reused_files} read, the others unchanged) under "
-        f"{corpus.corpus_path}; {len(new)} new partitions; {scan.duplicate_ids} repeated ids"
+        f"{corpus.corpus_path}, partitions {keys[0]} .. {keys[-1]}; {len(new)} new"
+        f"{f' ({new[0]} .. {new[-1]})' if new else ''}; {scan.duplicate_ids} repeated ids"
     )
     context.add_output_metadata(
         {
