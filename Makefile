@@ -6,7 +6,7 @@ PYTHON ?= python3
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: run test lint ui venv weaviate-server clean
+.PHONY: run test lint ui dagster venv weaviate-server clean
 
 venv: $(VENV)/.installed
 
@@ -26,13 +26,19 @@ run: venv weaviate-server
 	HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer demo
 
 test: venv weaviate-server
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --durations=15
 
-# The Dagster UI on http://127.0.0.1:3000, with the project's dagster.yaml.
+# The Dagster UI on http://127.0.0.1:3000, with the project's deploy/local/dagster.yaml.
 ui: venv weaviate-server
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/weaviate-indexer instance --replace-settings
 	test -n "$$WEAVIATE_URL" || HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer weaviate start
 	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 $(BIN)/dagster dev -w workspace.yaml
+
+# Dagster's own command line on the project's instance and code, for example
+# `make dagster ARGS="sensor start corpus_changes"` or `make dagster ARGS="run list"`.
+dagster: venv
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/weaviate-indexer instance
+	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 $(BIN)/dagster $(ARGS) $(if $(filter sensor schedule job asset,$(firstword $(ARGS))),-w workspace.yaml)
 
 lint: venv
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

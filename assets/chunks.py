@@ -1,14 +1,15 @@
 """Stage 2: token windows of the embedding model's tokenizer, with their deterministic ids."""
 
 import os
+from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from assets import stages
 from assets.corpus import corpus_shard
+from assets.partitions import shard_partitions
 from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, for_each_shard
-from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
-from resources.corpus.shard_chunking import ShardChunker
 from resources.embedding import EmbeddingResource
 
 
@@ -43,5 +44,5 @@ def chunks(
     and a run that cut its shards one after another left the machine's other cores idle while
     every run of a backfill wave was chunking.
     """
-    cut = ShardChunker(corpus.data_dir, embedder.model, corpus.chunking(embedder.max_length))
+    cut = stages.chunker(corpus, embedder, Path(corpus.data_dir))
     return for_each_shard(context, cut, niceness=CPU_STAGE_NICENESS, processes=CHUNK_PROCESSES)

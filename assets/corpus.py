@@ -1,13 +1,12 @@
 """Stage 1: a shard's records, validated and normalized; bad records go to quarantine."""
 
-from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, MaterializeResult, asset
 
-from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, Metadata, for_each_shard
-from orchestration.partitions import shard_partitions
-from orchestration.retries import TRANSIENT
-from resources.corpus.loading import BadRecordError, write_quarantine
+from assets import stages
+from assets.partitions import shard_partitions
+from assets.retries import TRANSIENT
+from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, for_each_shard
 from resources.corpus.resource import CorpusResource
-from resources.corpus.tables import write_documents
 
 
 @asset(
@@ -19,25 +18,8 @@ from resources.corpus.tables import write_documents
 )
 def corpus_shard(context: AssetExecutionContext, corpus: CorpusResource) -> MaterializeResult:
     """The shard's valid documents; refused records are kept with their file, line and reason."""
-
-    def load(key: str) -> Metadata:
-        spec = corpus.shard(key)
-        try:
-            contents = corpus.load(key)
-        except BadRecordError as exc:
-            raise Failure(f"shard {key} (strict mode): {exc}", allow_retries=False) from None
-        quarantine = corpus.stage_file("quarantine", key, ".jsonl")
-        write_quarantine(quarantine, contents.rejects)
-        for reject in contents.rejects[:5]:
-            context.log.warning(f"rejected {reject.location}: {reject.reason}")
-        metadata: Metadata = {
-            "documents": write_documents(corpus.stage_file("shards", key), contents.documents),
-            "rejected": len(contents.rejects),
-            "source": MetadataValue.path(spec.source),
-            "source_content_hash": spec.content_hash,
-        }
-        if contents.rejects:
-            metadata["quarantine"] = MetadataValue.path(str(quarantine))
-        return metadata
-
-    return for_each_shard(context, load, niceness=CPU_STAGE_NICENESS)
+    return for_each_shard(
+        context,
+        lambda key: stages.load(corpus, corpus.files(key), context.log),
+        niceness=CPU_STAGE_NICENESS,
+    )

@@ -4,16 +4,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from dagster import AssetExecutionContext, MaterializeResult, asset
 
+from assets import stages
 from assets.chunks import chunks
+from assets.partitions import shard_partitions
 from assets.pools import GPU_POOL
+from assets.retries import TRANSIENT
 from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
-from orchestration.partitions import shard_partitions
-from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
-from resources.corpus.tables import chunks_content_hash, read_chunks, token_arrays
 from resources.embedding import EmbeddingResource
-from resources.embedding.tokenization import Tokenized
-from resources.vectors import is_current, write_vectors
+from resources.vectors import write_vectors
 
 
 @asset(
@@ -43,27 +42,15 @@ def embeddings(
         if pending:
             pending.pop().result()  # a failed write fails the step
 
-    def embed(key: str) -> Metadata:
-        table = read_chunks(corpus.stage_file("chunks", key), columns=["uuid", "token_ids"])
-        ids, lengths = token_arrays(table)
-        content_hash = chunks_content_hash(table, (ids, lengths))
-        path = corpus.stage_file("embeddings", key)
-        if is_current(path, content_hash, model):
-            context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
-            return {"chunks": table.num_rows, "reused_checkpoint": True, "texts": 0}
-        result = gpu.engine.embed_tokenized(Tokenized(ids, lengths))
-        uuids = table.column("uuid").to_pylist()
+    def write_behind(*args) -> None:
         wait_for_write()
-        pending.append(
-            writer.submit(write_vectors, path, uuids, result.vectors, content_hash, model)
-        )
-        return {
-            "chunks": table.num_rows,
-            "reused_checkpoint": False,
-            "model": model["name"],
-            **result.stats.as_metadata(),
-            **gpu.metadata(),
-        }
+        pending.append(writer.submit(write_vectors, *args))
+
+    def embed(key: str) -> Metadata:
+        metadata = stages.embed(lambda: gpu.engine, corpus.files(key), model, write_behind)
+        if metadata["reused_checkpoint"]:
+            context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
+        return {**metadata, **gpu.metadata()}
 
     holder = f"run {context.run_id[:8]} step {context.op_execution_context.op_handle}"
     with (

@@ -7,33 +7,23 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    Failure,
     MaterializeResult,
-    MetadataValue,
     PreviewWarning,
     asset,
     asset_check,
 )
-from weaviate import WeaviateClient
 from weaviate.collections import Collection
 
+from assets import stages
 from assets.embeddings import embeddings
+from assets.partitions import shard_partitions
+from assets.retries import TRANSIENT
 from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, Metadata, for_each_shard
-from orchestration.partitions import shard_partitions
-from orchestration.retries import TRANSIENT
 from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import read_chunks
-from resources.files import count_lines, write_lines
-from resources.vectors import read_vectors
+from resources.files import count_lines
 from resources.weaviate import WeaviateResource
-from resources.weaviate.ingest import IngestError, count_shard, ingest_shard, shard_is_current
-from resources.weaviate.objects import (
-    OBJECT_COLUMNS,
-    build_objects,
-    metadata_samples,
-    objects_version,
-)
-from resources.weaviate.schema import ensure_metadata_properties
+from resources.weaviate.ingest import count_shard
 
 
 @asset(
@@ -48,11 +38,6 @@ def weaviate_index(
     context: AssetExecutionContext, corpus: CorpusResource, weaviate: WeaviateResource
 ) -> MaterializeResult:
     """Batched ingest with deterministic ids; succeeds only when Weaviate's count is exact."""
-    if weaviate.rejects not in ("fail", "quarantine"):
-        raise Failure(
-            f'weaviate.rejects must be "fail" or "quarantine", not {weaviate.rejects!r}',
-            allow_retries=False,
-        )
     target = weaviate.target()
     context.log.info(f"Weaviate: {target.description}")
     where: Metadata = {
@@ -60,64 +45,17 @@ def weaviate_index(
         "weaviate": target.description,
         "collection": weaviate.collection,
     }
-    with weaviate.client(target) as client:
-        return for_each_shard(
-            context,
-            lambda key: {**where, **_index_shard(context, corpus, weaviate, client, key)},
-            niceness=CPU_STAGE_NICENESS,
-        )
+    policy = weaviate.ingest_policy()
 
-
-def _index_shard(
-    context: AssetExecutionContext,
-    corpus: CorpusResource,
-    weaviate: WeaviateResource,
-    client: WeaviateClient,
-    key: str,
-) -> Metadata:
-    table = read_chunks(corpus.stage_file("chunks", key), columns=list(OBJECT_COLUMNS))
-    stored = read_vectors(corpus.stage_file("embeddings", key))
-    if stored.uuids != table.column("uuid").to_pylist():
-        raise Failure(
-            f"shard {key}: the vector file does not match the current chunks; "
-            f"materialize `embeddings` for this partition again",
-            allow_retries=False,
+    def index(key: str) -> Metadata:
+        files = corpus.files(key)
+        indexed = stages.index(
+            client, weaviate.collection, files, policy, weaviate.rejects, context.log
         )
-    version = objects_version(table, stored.content_hash, stored.model)
-    rejects_file = corpus.stage_file("quarantine", key, ".weaviate.jsonl")
-    collection = client.collections.get(weaviate.collection)
-    expected = table.num_rows - count_lines(rejects_file)
-    if shard_is_current(collection, key, version, expected):
-        context.log.info(f"shard {key}: Weaviate already holds this version; nothing written")
-        return {"objects": 0, "objects_in_weaviate": expected, "unchanged": True}
-    types = ensure_metadata_properties(client, weaviate.collection, metadata_samples(table))
-    objects = build_objects(table, stored.vectors, key, version, types)
-    try:
-        report = ingest_shard(
-            client, weaviate.collection, key, version, objects, expected=table.num_rows,
-            policy=weaviate.ingest_policy(), allow_rejects=weaviate.rejects == "quarantine",
-        )  # fmt: skip
-    except IngestError as exc:
-        raise Failure(
-            str(exc),
-            allow_retries=exc.report.transient_only,
-            metadata={"objects": exc.report.attempted, "failed_objects": len(exc.report.failed)},
-        ) from None
-    write_lines(rejects_file, [f.as_json() for f in report.failed])
-    metadata: Metadata = {
-        "objects": report.attempted,
-        "failed_objects": len(report.failed),
-        "stale_deleted": report.stale_deleted,
-        "objects_in_weaviate": report.count_in_weaviate or 0,
-        "ingest_batches": report.batches,
-        "ingest_retries": report.retries,
-        "ingest_seconds": round(report.seconds, 3),
-        "ingest_objects_per_second": round(report.objects_per_second, 1),
-        "unchanged": False,
-    }
-    if report.failed:
-        metadata["rejects_file"] = MetadataValue.path(str(rejects_file))
-    return metadata
+        return {**where, **indexed}
+
+    with stages.connected(lambda: weaviate.client(target)) as client:
+        return for_each_shard(context, index, niceness=CPU_STAGE_NICENESS)
 
 
 def _count_matches_chunks(
@@ -154,8 +92,9 @@ def _count_matches_chunks(
 
 def _shard_counts(corpus: CorpusResource, collection: Collection, key: str) -> tuple[int, int, int]:
     """(expected objects, objects in Weaviate, rejected chunks) of one shard."""
-    chunk_count = read_chunks(corpus.stage_file("chunks", key), columns=["uuid"]).num_rows
-    rejected = count_lines(corpus.stage_file("quarantine", key, ".weaviate.jsonl"))
+    files = corpus.files(key)
+    chunk_count = read_chunks(files.chunks, columns=["uuid"]).num_rows
+    rejected = count_lines(files.weaviate_rejects)
     return chunk_count - rejected, count_shard(collection, key), rejected
 
 

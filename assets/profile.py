@@ -3,15 +3,15 @@
 from dagster import AssetExecutionContext, Config, MaterializeResult, MetadataValue, asset
 
 from assets.pools import GPU_POOL
-from orchestration.profiling import (
+from resources.corpus.resource import CorpusResource
+from resources.embedding import EmbeddingResource
+from resources.embedding.profiling import (
     DEFAULT_BATCH_SIZES,
     DEFAULT_BUDGETS,
     profile_token_ids,
     run_profile,
     write_report,
 )
-from resources.corpus.resource import CorpusResource
-from resources.embedding import EmbeddingResource
 
 
 class ProfileConfig(Config):
@@ -35,7 +35,7 @@ def embedding_profile(
     with embedder.leased(holder, context.log.info) as gpu:
         # The sweep builds an engine per budget, each on the leased GPU.
         profile = run_profile(token_ids, gpu.engine.config, config.budgets, config.batch_sizes)
-    report = write_report(profile, corpus.stage_file("reports", "embedding-profile", ".html"))
+    report = write_report(profile, corpus.reports_dir / "embedding-profile.html")
     best = max(profile.rows, key=lambda r: r.tokens_per_second)
     context.log.info(f"profile report: {report}")
     return MaterializeResult(

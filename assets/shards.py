@@ -11,11 +11,12 @@ import multiprocessing
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
 
-from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult
+from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MaterializeResult
 
 # Shards per backfill run: enough to spread a run's start-up (about 20 s on a busy machine), few
 # enough that a failed run leaves little to redo. On one H100 machine, runs of 16 left 9.6% of a
@@ -23,6 +24,11 @@ from dagster import AssetExecutionContext, BackfillPolicy, MaterializeResult
 # run on one H100"). Set SHARDS_PER_RUN to change it.
 SHARDS_PER_RUN = int(os.environ.get("SHARDS_PER_RUN", "16"))
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN)
+# Backfill policies are beta in Dagster 1.13; the assets use one on purpose (see above), so the
+# warning each asset would print on every load says nothing a user can act on.
+warnings.filterwarnings(
+    "ignore", message="Parameter `backfill_policy` of function `asset`", category=BetaWarning
+)
 PROGRESS_INTERVAL_SECONDS = 30.0
 # The CPU stages (reading input, chunking, ingest) run at a lower scheduling priority than the
 # embeddings step: when several runs share a machine, they would otherwise take the cores that

@@ -32,8 +32,9 @@ from resources.corpus.chunking import ChunkingConfig  # noqa: E402
 from resources.corpus.records import Document  # noqa: E402
 from resources.corpus.sample import SampleSpec, make_document  # noqa: E402
 from resources.corpus.shard_chunking import ShardChunker  # noqa: E402
-from resources.corpus.tables import stage_path, write_documents  # noqa: E402
+from resources.corpus.tables import write_documents  # noqa: E402
 from resources.embedding.model_source import DEFAULT_MODEL  # noqa: E402
+from resources.shard_files import ShardFiles  # noqa: E402
 
 SHARD_SIZE = 1000
 
@@ -54,7 +55,7 @@ def _write_shard(job: tuple[str, int, int]) -> None:
     first = shard * SHARD_SIZE
     documents = [make_document(i, spec) for i in range(first, first + SHARD_SIZE)]
     write_documents(
-        stage_path(data_dir, "shards", f"s{shard:04d}"),
+        ShardFiles(Path(data_dir), f"s{shard:04d}").documents,
         [Document(d["id"], d["text"], {}) for d in documents],
     )
 

@@ -55,7 +55,7 @@ def per_shard(engine: EmbeddingEngine, shards: list[Tokenized]) -> dict:
     results = [engine.embed_tokenized(shard) for shard in shards]
     wall = time.perf_counter() - began
     tokens = sum(r.stats.tokens for r in results)
-    device = sum(r.stats.gpu_seconds for r in results)
+    device = sum(r.stats.device_seconds for r in results)
     first = results[0].stats
     return {
         "calls": len(results),

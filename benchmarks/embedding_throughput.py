@@ -197,7 +197,7 @@ def main() -> None:
         "engine device time only (sum of batch times)",
         count,
         total_tokens,
-        best_ids.stats.gpu_seconds,
+        best_ids.stats.device_seconds,
     )
     agreement = float((best.vectors * best_ids.vectors).sum(axis=1).min())
 

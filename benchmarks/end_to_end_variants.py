@@ -5,7 +5,7 @@
 End to end (raw texts in) runs tokenizer processes beside the process that launches the GPU's
 batches. Each variant embeds the same mixed corpus (`benchmarks/mixed_corpus.py`) the same way,
 best of --repeat after a warm-up, and reports wall time, the summed device time of the batches,
-how long the GPU sat idle between batches (`gpu_idle_seconds`) and how long the launching thread
+how long the GPU sat idle between batches (`device_idle_seconds`) and how long the launching thread
 waited for tokens. Variants:
 
   stage      pre-tokenized ids (no tokenizer processes): the ceiling
@@ -76,7 +76,8 @@ def main() -> None:
     for variant, s in rows:
         print(
             f"| {variant} | {s.tokens_per_second:,.0f} | {s.wall_seconds:.2f} | "
-            f"{s.gpu_seconds:.2f} | {s.gpu_idle_seconds:.2f} | {s.tokenize_wait_seconds:.2f} |"
+            f"{s.device_seconds:.2f} | {s.device_idle_seconds:.2f} | "
+            f"{s.tokenize_wait_seconds:.2f} |"
         )
 
 

@@ -66,8 +66,8 @@ from dagster._core.storage.tags import (  # noqa: E402
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from assets.partitions import shard_partitions  # noqa: E402
 from orchestration.instance import prepare_instance  # noqa: E402
-from orchestration.partitions import shard_partitions  # noqa: E402
 from resources.corpus.sample import SampleSpec, corpus_totals, write_sample_corpus  # noqa: E402
 from resources.weaviate.server import LocalServer  # noqa: E402
 
@@ -287,7 +287,7 @@ def measure(
         "wall_seconds": wall,
         "embed_seconds": embed_seconds,
         "embed_tokens_per_second": tokens / embed_seconds if embed_seconds else 0.0,
-        "gpu_seconds": sum(m.get("gpu_seconds", 0.0) for m in embedded),
+        "device_seconds": sum(m.get("device_seconds", 0.0) for m in embedded),
         "embeddings_step_seconds": sum(b - a for a, b in gpu_steps),
         "ingest_seconds": ingest_seconds,
         "ingest_objects_per_second": objects / ingest_seconds if ingest_seconds else 0.0,
@@ -322,13 +322,13 @@ def per_gpu(instance: DagsterInstance, wall: float) -> dict[str, dict]:
             continue  # a reused checkpoint, or a run's summary
         gpu = gpus.setdefault(
             str(metadata.get("gpus") or metadata.get("device", "?")),
-            {"shards": 0, "gpu_seconds": 0.0, "engine_seconds": 0.0},
+            {"shards": 0, "device_seconds": 0.0, "engine_seconds": 0.0},
         )
         gpu["shards"] += 1
-        gpu["gpu_seconds"] += metadata.get("gpu_seconds", 0.0)
+        gpu["device_seconds"] += metadata.get("device_seconds", 0.0)
         gpu["engine_seconds"] += metadata["wall_seconds"]
     for gpu in gpus.values():
-        gpu["device_busy_fraction"] = gpu["gpu_seconds"] / wall
+        gpu["device_busy_fraction"] = gpu["device_seconds"] / wall
         gpu["engine_busy_fraction"] = gpu["engine_seconds"] / wall
     return gpus
 

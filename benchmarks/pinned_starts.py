@@ -65,7 +65,7 @@ def main() -> None:
                 key = f"starts {name}, {load} busy processes"
                 best[key] = min(best.get(key, float("inf")), result.stats.wall_seconds)
                 print(f"{key}: {result.stats.wall_seconds:.3f} s wall, "
-                      f"{result.stats.gpu_seconds:.3f} s device", flush=True)  # fmt: skip
+                      f"{result.stats.device_seconds:.3f} s device", flush=True)  # fmt: skip
     tokens = int(tokenized.lengths.sum())
     print(f"\n{engine.device}, {args.rows:,} rows, {tokens:,} tokens")
     print("| run | best wall s | tokens/s |")

@@ -3,7 +3,7 @@
     python benchmarks/profile_gpu.py IDS.npz MODEL_DIR OUT_DIR
 
 IDS.npz holds `lengths` and `flat` (the chunks of 3,000 sample documents, as
-`orchestration.profiling.profile_token_ids` makes them); the machine needs only torch,
+`resources.embedding.profiling.profile_token_ids` makes them); the machine needs only torch,
 transformers and matplotlib. Writes OUT_DIR/embedding-profile.html and prints the table.
 """
 
@@ -12,8 +12,8 @@ import tempfile
 
 import numpy as np
 
-from orchestration.profiling import run_profile, write_report
 from resources.embedding.engine import EngineConfig
+from resources.embedding.profiling import run_profile, write_report
 
 BUDGETS = (4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288)
 BATCH_SIZES = (32, 64, 128, 256, 512)

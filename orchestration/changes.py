@@ -62,9 +62,6 @@ class ShardChanges:
     def to_index(self) -> list[str]:
         return sorted(self.added + self.changed)
 
-    def __bool__(self) -> bool:
-        return bool(self.added or self.changed or self.removed)
-
 
 def compare_shards(recorded: Mapping[str, str], current: Mapping[str, str]) -> ShardChanges:
     """Shards new since `recorded`, with another hash, or gone. Hashes compare by prefix, so a

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from orchestration.demo import run_demo
-from resources import settings
 
 
 def _sample_corpus(args: argparse.Namespace) -> int:
@@ -87,8 +86,8 @@ def _search(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from orchestration.profiling import profile_token_ids, run_profile, write_report
     from orchestration.resources import build_resources
+    from resources.embedding.profiling import profile_token_ids, run_profile, write_report
 
     embedder = build_resources(resolved=True)["embedder"]
     base = embedder.engine_config()
@@ -112,8 +111,7 @@ def _int_list(text: str) -> list[int]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    data_dir = Path(settings.data_dir())
-    return run_demo(args.docs, args.shard_size, data_dir, args.query)
+    return run_demo(args.docs, args.query)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,9 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="embedding-profile.html")
     p.set_defaults(func=_profile)
 
-    p = sub.add_parser("demo", help="index a sample corpus end to end and search it")
-    p.add_argument("--docs", type=int, default=200)
-    p.add_argument("--shard-size", type=int, default=50)
+    p = sub.add_parser("demo", help="index the corpus (a generated sample where there is none) "
+                       "end to end and search it")  # fmt: skip
+    p.add_argument("--docs", type=int, default=200, help="documents of the sample corpus")
     p.add_argument("--query", default=None)
     p.set_defaults(func=_demo)
     return parser

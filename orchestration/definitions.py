@@ -6,8 +6,9 @@ Resources are configured from the environment in `orchestration/resources.py`.
 from __future__ import annotations
 
 import os
+import warnings
 
-from dagster import Definitions, ExecutorDefinition, in_process_executor
+from dagster import BetaWarning, Definitions, ExecutorDefinition, in_process_executor
 
 from assets.chunks import chunks
 from assets.corpus import corpus_shard
@@ -21,6 +22,14 @@ from orchestration.removal import remove_shards
 from orchestration.resources import build_resources
 from orchestration.schedules import NIGHTLY, build_index_schedule
 from orchestration.sensors import build_corpus_sensor, build_retry_sensor
+
+# Dagster 1.13 copies sensor definitions through an initializer whose `owners` parameter is
+# beta, and warns on each copy although no sensor here sets owners: nothing a user can act on.
+warnings.filterwarnings(
+    "ignore",
+    message="Parameter `owners` of initializer `SensorDefinition.__init__`",
+    category=BetaWarning,
+)
 
 # Keeping the index fresh (README): sensors and the schedule ship stopped; their settings are
 # read when the definitions load.

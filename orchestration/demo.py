@@ -1,29 +1,34 @@
-"""The main job: make a sample corpus and index it end to end through the Dagster definitions.
+"""The main job: index the configured corpus end to end through the Dagster definitions, with
+a generated sample corpus where there is none yet, and search it.
 
-Runs go through a persistent Dagster instance (DAGSTER_HOME, by default `.dagster_home` in the
-project), so `dagster dev` shows them afterwards, with each partition's metadata.
+It uses the settings every entry point uses (`resources/settings.py`): the corpus at
+CORPUS_PATH (by default `.data/corpus`), shards of SHARD_SIZE documents, the Dagster instance at
+DAGSTER_HOME (by default `.dagster_home`). So `make ui` afterwards shows these runs and their
+metadata, and its `register_shards` finds the same corpus and the same shards.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-
-def _configure_environment(data_dir: Path, shard_size: int) -> Path:
-    os.environ.setdefault("INDEXER_DATA_DIR", str(data_dir))
-    corpus = Path(os.environ.setdefault("CORPUS_PATH", str(data_dir / "sample-corpus")))
-    os.environ.setdefault("SHARD_SIZE", str(shard_size))
-    return corpus
+from resources import settings
+from resources.corpus.reader import list_corpus_files
 
 
-def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> int:
-    corpus_dir = _configure_environment(data_dir, shard_size)
+def _has_files(corpus: Path) -> bool:
+    try:
+        return bool(list_corpus_files(str(corpus)))
+    except FileNotFoundError:
+        return False
+
+
+def run_demo(docs: int, query: str | None) -> int:
     from orchestration.headless import describe, index_corpus
     from orchestration.resources import build_resources
     from resources.corpus.sample import SampleSpec, write_sample_corpus
 
-    if not (corpus_dir / "corpus_stats.json").is_file():
+    corpus_dir = Path(settings.corpus_path())
+    if not _has_files(corpus_dir):
         spec = SampleSpec(docs=docs, median_tokens=250, max_tokens=4000, docs_per_file=100)
         stats = write_sample_corpus(corpus_dir, spec)
         print(
@@ -31,7 +36,7 @@ def run_demo(docs: int, shard_size: int, data_dir: Path, query: str | None) -> i
             f"(median {stats['p50_tokens']}, max {stats['max_tokens']}) in {corpus_dir}"
         )
     else:
-        print(f"corpus: {corpus_dir}")
+        print(f"corpus: {corpus_dir} (shards of {settings.shard_size()} documents)")
 
     resources = build_resources(resolved=True)
     target = resources["weaviate"].target()

@@ -20,11 +20,11 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from assets.partitions import shard_partitions
 from assets.shards import SHARDS_PER_RUN
 from orchestration.changes import compare_shards
 from orchestration.indexed import indexed_hashes
 from orchestration.liveness import fail_dead_runs, process_tags
-from orchestration.partitions import shard_partitions
 from resources.corpus.manifest import load_manifest
 
 # Step events go to the Dagster instance (and the UI); the terminal gets warnings and progress.

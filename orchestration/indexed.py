@@ -13,8 +13,8 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
+from assets.partitions import run_shards
 from orchestration.changes import slices
-from orchestration.partitions import run_shards
 
 SHARD_ASSET = AssetKey("corpus_shard")
 INDEX_ASSET = AssetKey("weaviate_index")

@@ -1,9 +1,9 @@
 """The Dagster instance the project's runs go through (DAGSTER_HOME), made ready for this host.
 
 `make ui`, `make run` and the command line prepare it the same way: the project's
-`dagster.yaml` (run monitoring, retries, pools) copied in, and the `gpu` pool given one slot per
-GPU of this machine, so a backfill keeps every GPU busy and no two steps share one (each step
-leases its own: `resources/embedding/lease.py`).
+`deploy/local/dagster.yaml` (run monitoring, retries, pools) copied in, and the `gpu` pool given
+one slot per GPU of this machine, so a backfill keeps every GPU busy and no two steps share one
+(each step leases its own: `resources/embedding/lease.py`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from pathlib import Path
 
 from assets.pools import GPU_POOL
 from resources.settings import PROJECT_ROOT
+
+# The instance settings every local entry point gives DAGSTER_HOME. Not in the project's top
+# folder, where `dagster dev` would find it and warn that it is not the one in use.
+SETTINGS_FILE = PROJECT_ROOT / "deploy" / "local" / "dagster.yaml"
 
 
 def dagster_home() -> Path:
@@ -40,7 +44,7 @@ def prepare_instance(replace_settings: bool = False) -> Path:
     home = dagster_home()
     settings = home / "dagster.yaml"
     if replace_settings or not settings.exists():
-        shutil.copy(PROJECT_ROOT / "dagster.yaml", settings)
+        shutil.copy(SETTINGS_FILE, settings)
     with DagsterInstance.get() as instance:
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, gpu_pool_slots())
     return home

@@ -10,7 +10,7 @@ from dagster import (
     op,
 )
 
-from orchestration.partitions import shard_partitions
+from assets.partitions import shard_partitions
 from resources.corpus.manifest import CorpusFileError, problems_path, register_corpus
 from resources.corpus.resource import CorpusResource
 
@@ -34,6 +34,12 @@ def register_corpus_shards(
         )
     except CorpusFileError as exc:
         raise Failure(f"strict mode: {exc}", allow_retries=False) from None
+    except FileNotFoundError as exc:
+        raise Failure(
+            f"{exc}: set CORPUS_PATH (or the corpus resource's corpus_path) to the folder of "
+            "your JSONL or Parquet files",
+            allow_retries=False,
+        ) from exc
     if not scan.shards:
         raise Failure(
             f"no records in .jsonl or .parquet files under {corpus.corpus_path!r}"

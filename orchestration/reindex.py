@@ -10,13 +10,11 @@ from the live pipeline's stage files; vectors the live pipeline already holds fo
 chunks and model are reused instead of being computed again.
 """
 
-import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import pyarrow as pa
 import weaviate as weaviate_client
 from dagster import (
     Config,
@@ -29,20 +27,17 @@ from dagster import (
 )
 from pydantic import Field
 
-from orchestration.retries import TRANSIENT
-from resources.corpus.chunking import Chunker
-from resources.corpus.loading import BadRecordError
+from assets import stages
+from assets.pools import GPU_POOL
+from assets.retries import TRANSIENT
 from resources.corpus.manifest import load_manifest
 from resources.corpus.resource import CorpusResource
-from resources.corpus.tables import chunks_content_hash, stage_path, write_chunks
 from resources.embedding import EmbeddingResource
-from resources.embedding.model_source import load_tokenizer
-from resources.vectors import VectorFile, is_current, read_vectors, write_vectors
+from resources.embedding.resource import Engine
+from resources.shard_files import ShardFiles
 from resources.weaviate import WeaviateResource
 from resources.weaviate.aliases import point_alias
-from resources.weaviate.ingest import IngestError, ingest_shard
-from resources.weaviate.objects import build_objects, metadata_samples, objects_version
-from resources.weaviate.schema import ensure_collection, ensure_metadata_properties
+from resources.weaviate.schema import ensure_collection
 
 
 class NewCollectionConfig(Config):
@@ -101,38 +96,7 @@ def list_shards(corpus: CorpusResource) -> Iterator[DynamicOutput[str]]:
         yield DynamicOutput(key, mapping_key=f"{re.sub(r'[^A-Za-z0-9_]', '_', key)}_{index}")
 
 
-def _chunk(corpus: CorpusResource, embedder: EmbeddingResource, key: str, path: Path) -> pa.Table:
-    try:
-        documents = corpus.load(key).documents
-    except BadRecordError as exc:
-        raise Failure(f"shard {key} (strict mode): {exc}", allow_retries=False) from None
-    metadata_json = {d.id: json.dumps(d.metadata, sort_keys=True) for d in documents}
-    chunker = Chunker(load_tokenizer(embedder.model), corpus.chunking(embedder.max_length))
-    return write_chunks(path, ((c, metadata_json[c.doc_id]) for c in chunker.chunk(documents)))
-
-
-def _vectors(
-    context: OpExecutionContext,
-    corpus: CorpusResource,
-    embedder: EmbeddingResource,
-    key: str,
-    table: pa.Table,
-    own: Path,
-) -> tuple[VectorFile, bool]:
-    """The shard's vectors and whether they were reused from a checkpoint."""
-    content_hash = chunks_content_hash(table)
-    model = embedder.model_identity()
-    for path in (own, corpus.stage_file("embeddings", key)):
-        if is_current(path, content_hash, model):
-            return read_vectors(path), True
-    holder = f"run {context.run_id[:8]} step {context.op_handle}"
-    with embedder.leased(holder, context.log.info) as gpu:
-        result = gpu.engine.embed_token_ids(table.column("token_ids").to_pylist())
-    write_vectors(own, table.column("uuid").to_pylist(), result.vectors, content_hash, model)
-    return read_vectors(own), False
-
-
-@op(retry_policy=TRANSIENT)
+@op(retry_policy=TRANSIENT, pool=GPU_POOL)
 def index_shard_into(
     context: OpExecutionContext,
     corpus: CorpusResource,
@@ -141,27 +105,35 @@ def index_shard_into(
     collection: str,
     key: str,
 ) -> int:
-    """One shard chunked, embedded (or its vectors reused) and written to the new collection."""
-    base = Path(corpus.data_dir) / "reindex" / collection
-    table = _chunk(corpus, embedder, key, stage_path(base, "chunks", key))
-    own = stage_path(base, "embeddings", key)
-    stored, reused = _vectors(context, corpus, embedder, key, table, own)
-    version = objects_version(table, stored.content_hash, stored.model)
-    with _connected(weaviate) as client:
-        types = ensure_metadata_properties(client, collection, metadata_samples(table))
-        objects = build_objects(table, stored.vectors, key, version, types)
-        try:
-            report = ingest_shard(
-                client, collection, key, version, objects, expected=table.num_rows,
-                policy=weaviate.ingest_policy(),
-            )  # fmt: skip
-        except IngestError as exc:
-            raise Failure(str(exc), allow_retries=exc.report.transient_only) from None
+    """One shard through the pipeline's own stages into the new collection, with its stage
+    files kept apart; vectors the live pipeline holds for the same chunks and model are reused."""
+    root = Path(corpus.data_dir) / "reindex" / collection
+    files = ShardFiles(root, key)
+    holder = f"run {context.run_id[:8]} step {context.op_handle}"
+    metadata = stages.load(corpus, files, context.log)
+    metadata |= stages.chunker(corpus, embedder, root)(key)
+    with ExitStack() as lease:
+
+        def engine() -> Engine:
+            return lease.enter_context(embedder.leased(holder, context.log.info)).engine
+
+        live = corpus.files(key).embeddings
+        metadata |= stages.embed(engine, files, embedder.model_identity(), reuse_from=[live])
+    with stages.connected(lambda: _connected(weaviate)) as client:
+        metadata |= stages.index(
+            client, collection, files, weaviate.ingest_policy(), weaviate.rejects, context.log
+        )
+    written = int(metadata["objects_in_weaviate"])
     context.log.info(
-        f"shard {key}: {report.written} objects in {collection}"
-        f"{' (vectors reused)' if reused else ''}"
+        f"shard {key}: {written} objects in {collection}"
+        f"{' (vectors reused)' if metadata['reused_checkpoint'] else ''}"
     )
-    return report.written
+    context.add_output_metadata({k: v for k, v in metadata.items() if _plain(v)})
+    return written
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, str | int | float | bool)
 
 
 @op

@@ -7,7 +7,7 @@ and a re-run finds fewer objects and deletes the rest.
 import weaviate
 from dagster import Config, OpExecutionContext, job, op
 
-from orchestration.partitions import shard_partitions
+from assets.partitions import shard_partitions
 from resources.weaviate import WeaviateResource
 from resources.weaviate.ingest import shard_filter
 

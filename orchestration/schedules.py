@@ -14,10 +14,10 @@ from dagster import (
     schedule,
 )
 
+from assets.partitions import shard_partitions
 from orchestration.changes import compare_shards, run_key, slices
 from orchestration.indexed import indexed_hashes, partitions_in_flight
 from orchestration.jobs import index_shards
-from orchestration.partitions import shard_partitions
 from orchestration.sensors import TRIGGER_TAG
 from resources.corpus.manifest import register_corpus
 from resources.corpus.resource import CorpusResource

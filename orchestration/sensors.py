@@ -26,6 +26,7 @@ from dagster import (
 from dagster._core.events import DagsterEventType
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
+from assets.partitions import run_shards, shard_partitions
 from orchestration.changes import (
     CorpusCursor,
     compare_shards,
@@ -34,7 +35,6 @@ from orchestration.changes import (
 )
 from orchestration.indexed import INDEX_ASSET, indexed_hashes
 from orchestration.jobs import index_shards, register_shards
-from orchestration.partitions import run_shards, shard_partitions
 from orchestration.removal import RemoveShardsConfig, remove_shards
 from resources.corpus.manifest import load_manifest, manifest_stamp
 from resources.corpus.reader import stat_corpus

@@ -2,7 +2,9 @@
 
 Each file records what its vectors were computed from: the content hash of the shard's chunks
 and the model's identity (name, weights hash, dtype, maximum length). A later run reuses the file
-only when both match; anything else is recomputed. Writes are atomic (see `resources.files`).
+only when both match; anything else is recomputed. It also keeps the numbers of the run that
+computed them (throughput, budgets, memory), which a run that reuses the file reports again.
+Writes are atomic (see `resources.files`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,12 @@ class VectorFile:
 
 
 def write_vectors(
-    path: Path, uuids: list[str], vectors: np.ndarray, content_hash: str, model: Mapping
+    path: Path,
+    uuids: list[str],
+    vectors: np.ndarray,
+    content_hash: str,
+    model: Mapping,
+    stats: Mapping | None = None,
 ) -> None:
     if len(uuids) != len(vectors):
         raise ValueError(f"{len(uuids)} ids for {len(vectors)} vectors")
@@ -38,7 +45,7 @@ def write_vectors(
     dim = vectors.shape[1] if vectors.ndim == 2 else 0
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim)
     table = pa.table({"uuid": pa.array(uuids, pa.string()), "vector": column})
-    meta = {"content_hash": content_hash, "model": dict(model)}
+    meta = {"content_hash": content_hash, "model": dict(model), "stats": dict(stats or {})}
     table = table.replace_schema_metadata({_META_KEY: json.dumps(meta, sort_keys=True).encode()})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -55,8 +62,9 @@ def read_header(path: Path) -> dict | None:
 
 
 def is_current(path: Path, content_hash: str, model: Mapping) -> bool:
-    header = read_header(path)
-    return header == {"content_hash": content_hash, "model": json.loads(json.dumps(dict(model)))}
+    header = read_header(path) or {}
+    stored = {"content_hash": header.get("content_hash"), "model": header.get("model")}
+    return stored == {"content_hash": content_hash, "model": json.loads(json.dumps(dict(model)))}
 
 
 def read_vectors(path: Path) -> VectorFile:

@@ -7,7 +7,6 @@ executor.yaml beside this file; the embeddings step asks for one GPU there.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import yaml
@@ -17,10 +16,5 @@ from orchestration.definitions import build_definitions
 
 HERE = Path(__file__).resolve().parent
 EXECUTOR_CONFIG = yaml.safe_load((HERE / "executor.yaml").read_text())
-
-# The same GPU request as a step tag, for an asset defined with op_tags=GPU_STEP_TAGS.
-GPU_STEP_TAGS = {
-    "dagster-k8s/config": json.dumps(EXECUTOR_CONFIG["per_step_k8s_config"]["embeddings"])
-}
 
 defs = build_definitions(executor=k8s_job_executor.configured(EXECUTOR_CONFIG))

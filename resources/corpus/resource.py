@@ -13,7 +13,7 @@ from resources.corpus.ids import owners
 from resources.corpus.loading import ShardContents, load_shard
 from resources.corpus.manifest import shard_spec
 from resources.corpus.reader import ShardSpec
-from resources.corpus.tables import stage_path
+from resources.shard_files import ShardFiles
 
 
 class CorpusResource(ConfigurableResource):
@@ -37,8 +37,13 @@ class CorpusResource(ConfigurableResource):
         default=False, description="fail a shard on its first bad record instead of quarantining"
     )
 
-    def stage_file(self, stage: str, key: str, suffix: str = ".parquet") -> Path:
-        return stage_path(self.data_dir, stage, key, suffix)
+    def files(self, key: str) -> ShardFiles:
+        """The shard's stage files in the live pipeline's data folder."""
+        return ShardFiles(Path(self.data_dir), key)
+
+    @property
+    def reports_dir(self) -> Path:
+        return Path(self.data_dir) / "reports"
 
     def shard(self, key: str) -> ShardSpec:
         return shard_spec(self.data_dir, key)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from resources.corpus.chunking import Chunker, ChunkingConfig
 from resources.corpus.loading import write_quarantine
 from resources.corpus.records import Document, Reject
-from resources.corpus.tables import read_documents, stage_path, write_chunks
+from resources.corpus.tables import read_documents, write_chunks
 from resources.embedding.model_source import load_tokenizer
+from resources.shard_files import ShardFiles
 
 
 @lru_cache(maxsize=4)
@@ -28,13 +30,14 @@ def _chunker(model: str, config: ChunkingConfig) -> Chunker:
 class ShardChunker:
     """Cuts a shard by partition key; small and picklable, so a process pool can run it."""
 
-    data_dir: str
+    root: str  # where the shard's files are (`ShardFiles`)
     model: str
     config: ChunkingConfig
 
     def __call__(self, key: str) -> dict[str, int]:
         chunker = _chunker(self.model, self.config)
-        documents = list(read_documents(stage_path(self.data_dir, "shards", key)))
+        files = ShardFiles(Path(self.root), key)
+        documents = list(read_documents(files.documents))
         metadata_json = {d.id: json.dumps(d.metadata, sort_keys=True) for d in documents}
         empty: list[Reject] = []
 
@@ -42,10 +45,10 @@ class ShardChunker:
             empty.append(Reject(f"document {document.id!r}", "text has no tokens for the model"))
 
         table = write_chunks(
-            stage_path(self.data_dir, "chunks", key),
+            files.chunks,
             ((c, metadata_json[c.doc_id]) for c in chunker.chunk(documents, on_empty=refuse)),
         )
-        write_quarantine(stage_path(self.data_dir, "quarantine", key, ".chunking.jsonl"), empty)
+        write_quarantine(files.chunking_quarantine, empty)
         tokens = table.column("token_count").to_pylist()
         return {
             "documents": len(documents),

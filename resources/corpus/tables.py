@@ -37,10 +37,6 @@ CHUNKS_SCHEMA = pa.schema(
 )
 
 
-def stage_path(data_dir: str | Path, stage: str, key: str, suffix: str = ".parquet") -> Path:
-    return Path(data_dir) / stage / f"{key}{suffix}"
-
-
 def write_documents(path: Path, documents: Iterable[Document]) -> int:
     rows = [
         {"id": d.id, "text": d.text, "metadata": json.dumps(d.metadata, sort_keys=True)}

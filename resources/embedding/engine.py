@@ -407,7 +407,7 @@ class EmbeddingEngine:
             if not self._cuda:
                 began = time.perf_counter()
                 out = inputs.encode(self.model, start, end, mark)
-                stats.gpu_seconds += time.perf_counter() - began
+                stats.device_seconds += time.perf_counter() - began
                 return out
             stream = torch.cuda.current_stream(self.device)
             began, ended = (torch.cuda.Event(enable_timing=True) for _ in range(2))
@@ -508,18 +508,18 @@ class EmbeddingEngine:
                         done = torch.cuda.Event()
                         done.record(torch.cuda.current_stream(device))
                         peak = torch.cuda.max_memory_allocated(device)
-                        stats.peak_gpu_memory_bytes = max(stats.peak_gpu_memory_bytes, peak)
+                        stats.peak_device_memory_bytes = max(stats.peak_device_memory_bytes, peak)
                         if outcome.ooms == 0:
                             controller.on_success(batch.padded_tokens, peak, base_bytes, capacity)
                         torch.cuda.reset_peak_memory_stats(device)
                     collector.put(done, outcome.pieces, rows)
         if cuda:
             torch.cuda.synchronize(device)
-            stats.gpu_seconds = sum(b.elapsed_time(e) for b, e in timings) / 1000.0
+            stats.device_seconds = sum(b.elapsed_time(e) for b, e in timings) / 1000.0
             # A batch's start event runs as soon as the previous batch ends unless the host had
             # not launched it yet: the gap is time the device waited for the host.
             gaps = (ended.elapsed_time(began) for (_, ended), (began, _) in pairwise(timings))
-            stats.gpu_idle_seconds = sum(max(0.0, gap) for gap in gaps) / 1000.0
+            stats.device_idle_seconds = sum(max(0.0, gap) for gap in gaps) / 1000.0
             self._remember_budget(controller)
         stats.final_budget = controller.current
         stats.wall_seconds = time.perf_counter() - started

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from functools import cached_property
 from typing import Any
 
@@ -27,7 +27,6 @@ from resources.embedding.engine import (
 from resources.embedding.lease import Gpu, leased, visible_gpus
 from resources.embedding.model import read_max_length, resolve_device
 from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
-from resources.embedding.probe import ProbeResult
 from resources.embedding.tokenization import Tokenized
 
 Engine = EmbeddingEngine | MultiDeviceEngine
@@ -76,6 +75,11 @@ def lease_plan(device: str) -> tuple[list[Gpu], int]:
     return named, len(named)
 
 
+# The engine's settings and their defaults are declared once, in EngineConfig; the resource
+# exposes each of them to Dagster with a description.
+_ENGINE = EngineConfig()
+
+
 class EmbeddingResource(ConfigurableResource):
     """Embeds texts into unit vectors with length-sorted, token-budget batches on a GPU.
 
@@ -85,58 +89,64 @@ class EmbeddingResource(ConfigurableResource):
     """
 
     model: str = Field(
-        default=DEFAULT_MODEL,
+        default=_ENGINE.model,
         description="The packaged all-MiniLM-L6-v2 by name, or a local sentence-transformers "
         "model directory.",
     )
     device: str = Field(
-        default="auto",
+        default=_ENGINE.device,
         description='"auto" (a GPU, else the CPU; each pipeline step takes a free GPU of its '
         'own, so a backfill uses every GPU), "cpu", "cuda" (like auto, never the CPU), '
         '"cuda:N", or "all" or a list such as "cuda:0,cuda:1": every call split between '
         "those GPUs by tokens, one engine process each.",
     )
     dtype: str = Field(
-        default="auto",
+        default=_ENGINE.dtype,
         description='"auto" (bf16 or fp16 on GPUs, fp32 on the CPU), "float32", "bfloat16" '
         'or "float16".',
     )
     max_length: int | None = Field(
-        default=None,
+        default=_ENGINE.max_length,
         description="Tokens per text, special tokens included; default: the model's "
         "max_seq_length (256 for all-MiniLM-L6-v2).",
     )
     token_budget: int | None = Field(
-        default=None,
+        default=_ENGINE.token_budget,
         description="Fixed padded tokens per batch instead of the adaptive budget.",
     )
     batch_size: int | None = Field(
-        default=None, description="Fixed texts per batch (still length-sorted)."
+        default=_ENGINE.batch_size, description="Fixed texts per batch (still length-sorted)."
     )
-    min_budget: int = Field(default=512, description="Lowest adaptive budget, padded tokens.")
-    max_budget: int = Field(default=131072, description="Highest adaptive budget, padded tokens.")
+    min_budget: int = Field(
+        default=_ENGINE.min_budget, description="Lowest adaptive budget, padded tokens."
+    )
+    max_budget: int = Field(
+        default=_ENGINE.max_budget, description="Highest adaptive budget, padded tokens."
+    )
     target_memory_fraction: float = Field(
-        default=0.85, description="The adaptive budget grows while peak GPU memory stays under it."
+        default=_ENGINE.target_memory_fraction,
+        description="The adaptive budget grows while peak GPU memory stays under it.",
     )
     tokenizer_workers: int | None = Field(
-        default=None,
+        default=_ENGINE.tokenizer_workers,
         description="Tokenizer processes; default: one per core but one on a GPU, none on the CPU.",
     )
     data_dir: str | None = Field(
-        default=None,
+        default=_ENGINE.data_dir,
         description="Where learned budgets are kept (under budgets/); default: INDEXER_DATA_DIR "
         'or ".data".',
     )
     profile_nvtx: bool = Field(
-        default=False, description="Mark tokenize, copy, forward and pooling with NVTX ranges."
+        default=_ENGINE.profile_nvtx,
+        description="Mark tokenize, copy, forward and pooling with NVTX ranges.",
     )
     compile: bool = Field(
-        default=False,
+        default=_ENGINE.compile,
         description="torch.compile the model: faster batches on a GPU after a one-off "
         "compilation of about half a minute per process (BENCHMARKS.md).",
     )
     packed: bool | None = Field(
-        default=None,
+        default=_ENGINE.packed,
         description="Run batches unpadded, rows packed end to end through variable-length "
         "flash attention. Default: wherever it runs (CUDA, half precision).",
     )
@@ -154,20 +164,7 @@ class EmbeddingResource(ConfigurableResource):
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
-            model=self.model,
-            device=self.device,
-            dtype=self.dtype,
-            max_length=self.max_length,
-            token_budget=self.token_budget,
-            batch_size=self.batch_size,
-            min_budget=self.min_budget,
-            max_budget=self.max_budget,
-            target_memory_fraction=self.target_memory_fraction,
-            tokenizer_workers=self.tokenizer_workers,
-            data_dir=self.data_dir,
-            profile_nvtx=self.profile_nvtx,
-            compile=self.compile,
-            packed=self.packed,
+            **{field.name: getattr(self, field.name) for field in fields(EngineConfig)}
         )
 
     @cached_property
@@ -215,7 +212,3 @@ class EmbeddingResource(ConfigurableResource):
         """name, sha256 of the weights, dtype, max_length, dim: the key of embedding checkpoints."""
         config = self.engine_config()
         return model_identity(config, resolve_device(device_list(config.device)[0]))
-
-    def probe(self) -> ProbeResult:
-        """Find and keep the largest token budget this GPU takes at max_length."""
-        return self._engine.probe()

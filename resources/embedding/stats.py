@@ -13,9 +13,9 @@ class EmbeddingStats:
     `budgets` holds the budget each batch was cut with; `final_budget` is the one the next call
     starts from. `tokenize_seconds` is tokenizer time summed over workers (CPU work, possibly in
     parallel with the device); `tokenize_wait_seconds` is how long the device loop waited for
-    it, the number that says whether tokenization is the bottleneck. `gpu_seconds` is the time
+    it, the number that says whether tokenization is the bottleneck. `device_seconds` is the time
     of the model's batches on the device in use (CUDA events on a GPU, wall time on the CPU),
-    copies and pooling included; `gpu_idle_seconds` is how long the GPU sat idle between one
+    copies and pooling included; `device_idle_seconds` is how long the GPU sat idle between one
     batch and the next, the number that says whether the launching host keeps up. Packed
     batches carry no padding: their `padded_tokens` are the tokens themselves.
     """
@@ -31,11 +31,11 @@ class EmbeddingStats:
     final_budget: int = 0
     ooms_recovered: int = 0
     cpu_fallback_indices: list[int] = field(default_factory=list)
-    peak_gpu_memory_bytes: int = 0
+    peak_device_memory_bytes: int = 0
     tokenize_seconds: float = 0.0
     tokenize_wait_seconds: float = 0.0
-    gpu_seconds: float = 0.0
-    gpu_idle_seconds: float = 0.0
+    device_seconds: float = 0.0
+    device_idle_seconds: float = 0.0
     wall_seconds: float = 0.0
 
     @property
@@ -70,7 +70,7 @@ class EmbeddingStats:
             dtype=first.dtype,
             packed=first.packed,
             final_budget=min(part.final_budget for _, part in parts),
-            peak_gpu_memory_bytes=max(part.peak_gpu_memory_bytes for _, part in parts),
+            peak_device_memory_bytes=max(part.peak_device_memory_bytes for _, part in parts),
             wall_seconds=wall_seconds,
         )
         for start, part in parts:
@@ -83,13 +83,15 @@ class EmbeddingStats:
             total.cpu_fallback_indices.extend(start + i for i in part.cpu_fallback_indices)
             total.tokenize_seconds += part.tokenize_seconds
             total.tokenize_wait_seconds += part.tokenize_wait_seconds
-            total.gpu_seconds += part.gpu_seconds
-            total.gpu_idle_seconds += part.gpu_idle_seconds
+            total.device_seconds += part.device_seconds
+            total.device_idle_seconds += part.device_idle_seconds
         return total
 
     def as_metadata(self) -> dict[str, float | int | str]:
+        """Named for any device (`device_seconds` is the CPU's on the CPU); the memory peak is
+        measured on GPUs only, so it is left out elsewhere."""
         budgets = self.budgets or [0]
-        return {
+        metadata: dict[str, float | int | str] = {
             "texts": self.texts,
             "tokens": self.tokens,
             "padded_tokens": self.padded_tokens,
@@ -100,11 +102,11 @@ class EmbeddingStats:
             "budget_final": self.final_budget,
             "ooms_recovered": self.ooms_recovered,
             "cpu_fallbacks": self.cpu_fallbacks,
-            "peak_gpu_memory_bytes": self.peak_gpu_memory_bytes,
+            "peak_device_memory_bytes": self.peak_device_memory_bytes,
             "tokenize_seconds": round(self.tokenize_seconds, 4),
             "tokenize_wait_seconds": round(self.tokenize_wait_seconds, 4),
-            "gpu_seconds": round(self.gpu_seconds, 4),
-            "gpu_idle_seconds": round(self.gpu_idle_seconds, 4),
+            "device_seconds": round(self.device_seconds, 4),
+            "device_idle_seconds": round(self.device_idle_seconds, 4),
             "wall_seconds": round(self.wall_seconds, 4),
             "tokens_per_second": round(self.tokens_per_second, 1),
             "texts_per_second": round(self.texts_per_second, 1),
@@ -113,3 +115,6 @@ class EmbeddingStats:
             "dtype": self.dtype,
             "packed": self.packed,
         }
+        if not self.device.startswith("cuda"):
+            del metadata["peak_device_memory_bytes"]
+        return metadata

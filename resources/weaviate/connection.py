@@ -123,7 +123,9 @@ def _connect(target: Target) -> weaviate.WeaviateClient:
         if s.api_key:
             message = message.replace(s.api_key, "***")
         raise WeaviateConnectionError(
-            f"cannot connect to Weaviate ({target.description}): {message}"
+            f"cannot reach Weaviate ({target.description}): start it, or point WEAVIATE_URL "
+            f"(and WEAVIATE_GRPC_PORT) at one that runs; unset WEAVIATE_URL to use the managed "
+            f"server.\nThe client said: {message}"
         ) from None
 
 

@@ -26,13 +26,13 @@ from assets.chunks import chunks
 from assets.corpus import corpus_shard
 from assets.embeddings import embeddings
 from assets.index import object_count_matches_chunks, weaviate_index
+from assets.partitions import shard_partitions
 from assets.pools import GPU_POOL
+from orchestration.instance import SETTINGS_FILE
 from orchestration.jobs import register_shards
 from orchestration.liveness import fail_dead_runs, process_tags
-from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
-from resources.settings import PROJECT_ROOT
 from resources.weaviate import WeaviateResource
 
 ASSETS = [corpus_shard, chunks, embeddings, weaviate_index, object_count_matches_chunks]
@@ -42,7 +42,7 @@ def instance_at(home: str) -> DagsterInstance:
     """A persistent SQLite instance with the project's settings (the GPU pool among them),
     shared by the killed run and the one that resumes it."""
     Path(home).mkdir(parents=True, exist_ok=True)
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", Path(home) / "dagster.yaml")
+    shutil.copy(SETTINGS_FILE, Path(home) / "dagster.yaml")
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(home))
     instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
     return instance

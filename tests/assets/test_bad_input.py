@@ -9,8 +9,8 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from assets.corpus import corpus_shard
+from assets.partitions import shard_partitions
 from orchestration.jobs import register_shards
-from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 
 GOOD = json.dumps({"id": "good-1", "text": "A valid document about rivers."})
@@ -38,7 +38,7 @@ def _run(tmp_path, files: dict[str, bytes], strict=False, shard_size=100):
 
 
 def _quarantine(resource, key):
-    path = resource.stage_file("quarantine", key, ".jsonl")
+    path = resource.files(key).quarantine
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 

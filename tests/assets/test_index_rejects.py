@@ -83,7 +83,7 @@ def test_refused_objects_fail_the_shard_by_default(tmp_path, weaviate_server, cl
     # The other seven reached the server, but the shard is not recorded as indexed.
     assert count_shard(client.collections.get(collection), "a-s00000") == 7
     assert not result.asset_materializations_for_node("weaviate_index")
-    assert not resources["corpus"].stage_file("quarantine", "a-s00000", ".weaviate.jsonl").exists()
+    assert not resources["corpus"].files("a-s00000").weaviate_rejects.exists()
 
 
 def test_with_quarantine_the_rest_is_indexed_and_the_check_warns(
@@ -94,7 +94,7 @@ def test_with_quarantine_the_rest_is_indexed_and_the_check_warns(
                          resources=resources)  # fmt: skip
     metadata = result.asset_materializations_for_node("weaviate_index")[0].metadata
     assert (metadata["objects_in_weaviate"].value, metadata["failed_objects"].value) == (7, 1)
-    rejects = resources["corpus"].stage_file("quarantine", "a-s00000", ".weaviate.jsonl")
+    rejects = resources["corpus"].files("a-s00000").weaviate_rejects
     assert metadata["rejects_file"].value == str(rejects)
     [line] = rejects.read_text().splitlines()
     assert json.loads(line) == {

@@ -9,11 +9,11 @@ from dagster._core.execution.plan.instance_concurrency_context import InstanceCo
 from dagster._core.instance.ref import InstanceRef
 
 from assets.pools import GPU_POOL
-from resources.settings import PROJECT_ROOT
+from orchestration.instance import SETTINGS_FILE
 
 
 def _instance(tmp_path) -> DagsterInstance:
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(SETTINGS_FILE, tmp_path / "dagster.yaml")
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path)))
     instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
     return instance

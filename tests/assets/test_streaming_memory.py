@@ -20,7 +20,7 @@ _CHILD = textwrap.dedent(
     from assets.chunks import chunks
     from assets.corpus import corpus_shard
     from orchestration.jobs import register_shards
-    from orchestration.partitions import shard_partitions
+    from assets.partitions import shard_partitions
     from resources.corpus.resource import CorpusResource
     from resources.corpus.sample import SampleSpec, write_sample_corpus
     from resources.embedding import EmbeddingResource

@@ -90,9 +90,11 @@ def test_definitions_use_the_k8s_executor_and_the_gpu_tag_parses():
     spec.loader.exec_module(module)
     job = module.defs.get_implicit_global_asset_job_def()
     assert job.executor_def.name == "k8s"
-    parsed = get_user_defined_k8s_config(module.GPU_STEP_TAGS)
+    # The embeddings step's pod, as the executor's per-step settings give it: one GPU.
+    step = module.EXECUTOR_CONFIG["per_step_k8s_config"]["embeddings"]
+    parsed = get_user_defined_k8s_config({"dagster-k8s/config": json.dumps(step)})
     assert parsed.container_config["resources"]["limits"]["nvidia.com/gpu"] == 1
-    assert json.loads(module.GPU_STEP_TAGS["dagster-k8s/config"])["pod_spec_config"]
+    assert step["pod_spec_config"]
 
 
 def test_helm_values_match_the_instance_yaml():

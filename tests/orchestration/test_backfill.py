@@ -19,9 +19,9 @@ from assets.chunks import chunks
 from assets.corpus import corpus_shard
 from assets.embeddings import embeddings
 from assets.index import object_count_matches_chunks, weaviate_index
+from assets.partitions import shard_partitions
 from assets.shards import SHARDS_PER_RUN
 from orchestration.jobs import index_shards, register_shards
-from orchestration.partitions import shard_partitions
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource

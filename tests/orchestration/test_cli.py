@@ -36,13 +36,14 @@ def test_demo_indexes_a_corpus_into_a_managed_server_it_starts_and_stops(tmp_pat
         "WEAVIATE_MANAGED_CLUSTER_PORT": str(server.cluster_port),
         "HF_HUB_OFFLINE": "1",
     }
+    env["SHARD_SIZE"] = "5"
     for unset in ("WEAVIATE_MODE", "WEAVIATE_URL", "WEAVIATE_API_KEY", "WEAVIATE_COLLECTION",
-                  "CORPUS_PATH", "SHARD_SIZE"):  # fmt: skip
+                  "CORPUS_PATH"):  # fmt: skip
         env.pop(unset, None)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "orchestration.cli", "demo", "--docs", "12", "--shard-size",
-             "5"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            [sys.executable, "-m", "orchestration.cli", "demo", "--docs", "12"], cwd=ROOT,
+            env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         left_running = server.ready()
     finally:

@@ -1,16 +1,15 @@
-"""The project's dagster.yaml: what `make ui` and the demo give Dagster."""
+"""The project's instance settings: what `make ui`, `make run` and the commands give Dagster."""
 
 import shutil
-from pathlib import Path
 
 from dagster import DagsterInstance
 from dagster._core.instance.ref import InstanceRef
 
-ROOT = Path(__file__).resolve().parents[2]
+from orchestration.instance import SETTINGS_FILE
 
 
 def test_dagster_yaml_sets_monitoring_retries_and_the_gpu_pool(tmp_path):
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(SETTINGS_FILE, tmp_path / "dagster.yaml")
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path)))
     # A killed run must give its GPU slot back, or every later run waits forever.
     assert instance.run_monitoring_enabled
@@ -24,7 +23,7 @@ def test_dagster_yaml_sets_monitoring_retries_and_the_gpu_pool(tmp_path):
 def test_a_killed_run_is_failed_by_run_monitoring_within_seconds(tmp_path):
     from orchestration.liveness import LocalRunLauncher
 
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(SETTINGS_FILE, tmp_path / "dagster.yaml")
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path)))
     assert isinstance(instance.run_launcher, LocalRunLauncher)
     assert instance.run_launcher.supports_check_run_worker_health
@@ -36,7 +35,7 @@ def test_step_retries_come_15_45_and_105_seconds_after_the_failure():
     """What the README's failure table says, from Dagster's own delay computation."""
     from dagster._core.definitions.policy import calculate_delay
 
-    from orchestration.retries import TRANSIENT
+    from assets.retries import TRANSIENT
 
     delays = [
         calculate_delay(attempt, TRANSIENT.backoff, None, TRANSIENT.delay)

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
+from assets.partitions import shard_partitions
 from orchestration.jobs import register_shards
-from orchestration.partitions import shard_partitions
 from tests.orchestration.conftest import write_docs
 
 
@@ -36,3 +36,18 @@ def test_registration_reads_changed_files_only_unless_rescan(corpus):
     assert _register(instance, corpus)["files_read"] == 0
     assert _register(instance, corpus, rescan=True)["files_read"] == 2
     assert len(instance.get_dynamic_partitions(shard_partitions.name)) == 4
+
+
+def test_a_missing_corpus_path_fails_registration_with_the_fix(tmp_path):
+    from resources.corpus.resource import CorpusResource
+
+    missing = tmp_path / "nowhere"
+    corpus = CorpusResource(corpus_path=str(missing), data_dir=str(tmp_path / "data"))
+    result = register_shards.execute_in_process(
+        instance=DagsterInstance.ephemeral(), resources={"corpus": corpus}, raise_on_error=False
+    )
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data.user_failure_data.description == (
+        f"corpus path {str(missing)!r} does not exist: set CORPUS_PATH (or the corpus resource's "
+        "corpus_path) to the folder of your JSONL or Parquet files"
+    )

@@ -28,6 +28,7 @@ from dagster._daemon.monitoring.concurrency import execute_concurrency_slots_ite
 from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_iteration
 
 from assets.pools import GPU_POOL
+from orchestration.instance import SETTINGS_FILE
 from orchestration.liveness import HOST_TAG, PID_TAG, STARTED_TAG, is_dead, process_tags
 from resources.corpus.sample import SampleSpec, iter_documents
 from resources.processes import process_alive
@@ -39,7 +40,7 @@ LOG = logging.getLogger("run-monitoring")
 
 def _instance(home: Path, free_slots_after: int) -> DagsterInstance:
     home.mkdir(parents=True)
-    settings = (PROJECT_ROOT / "dagster.yaml").read_text()
+    settings = SETTINGS_FILE.read_text()
     key = "free_slots_after_run_end_seconds"
     settings = settings.replace(f"{key}: 15", f"{key}: {free_slots_after}")
     (home / "dagster.yaml").write_text(settings)

@@ -125,3 +125,88 @@ def test_an_index_from_before_aliases_is_replaced_by_the_alias(client) -> None:
     assert client.collections.exists(name), "the name now resolves through the alias"
     client.alias.delete(alias_name=name)
     client.collections.delete(f"{name}_new")
+
+
+def test_the_reindex_quarantines_records_and_refuses_exactly_as_the_assets_do(
+    tmp_path, weaviate_server, client, alias
+) -> None:
+    from dagster import materialize
+
+    from assets.chunks import chunks
+    from assets.corpus import corpus_shard
+    from assets.embeddings import embeddings
+    from assets.index import object_count_matches_chunks, weaviate_index
+    from orchestration.jobs import register_shards
+    from resources.shard_files import ShardFiles
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    docs = [{"id": f"d{i}", "text": f"Document {i} is about rivers.", "label": "river"}
+            for i in range(6)]  # fmt: skip
+    docs[4]["label"] = 42  # `label` is text by the first document: Weaviate refuses this one
+    lines = [json.dumps(d) for d in docs]
+    lines.insert(2, '{"id": "broken", "text": ')  # malformed: quarantined while loading
+    lines.append(json.dumps({"id": "blank", "text": "\u200b\u200b"}))  # no token for the model
+    (corpus / "a.jsonl").write_text("\n".join(lines) + "\n")
+    data = tmp_path / "data"
+    live = f"{alias}_live"
+
+    def resources(collection: str) -> dict:
+        return {
+            "corpus": CorpusResource(corpus_path=str(corpus), data_dir=str(data)),
+            "embedder": EmbeddingResource(device="cpu", data_dir=str(data)),
+            "weaviate": WeaviateResource(
+                mode="local", url=f"http://127.0.0.1:{weaviate_server.http_port}",
+                grpc_port=weaviate_server.grpc_port, collection=collection,
+                data_dir=str(data), rejects="quarantine",
+            ),
+        }  # fmt: skip
+
+    instance = DagsterInstance.ephemeral()
+    register_shards.execute_in_process(instance=instance, resources=resources(live))
+    assets = [corpus_shard, chunks, embeddings, weaviate_index, object_count_matches_chunks]
+    pipeline = materialize(
+        assets, partition_key="a-s00000", instance=instance, resources=resources(live)
+    )
+    reindexed = reindex.execute_in_process(
+        instance=instance,
+        resources=resources(alias),
+        run_config={"ops": {"create_collection": {"config": {"collection": f"{alias}_new"}}}},
+    )
+    try:
+        assert pipeline.success and reindexed.success
+        by_assets = ShardFiles(data, "a-s00000")
+        by_reindex = ShardFiles(data / "reindex" / f"{alias}_new", "a-s00000")
+        assert by_reindex.quarantine.read_text() == by_assets.quarantine.read_text()
+        assert "line 3" in by_assets.quarantine.read_text()
+        assert by_reindex.chunking_quarantine.read_text() == (
+            by_assets.chunking_quarantine.read_text()
+        )
+        assert "'blank'" in by_assets.chunking_quarantine.read_text()
+
+        def refused(files: ShardFiles) -> list[tuple[str, str]]:
+            rows = [json.loads(line) for line in files.weaviate_rejects.read_text().splitlines()]
+            return [(row["uuid"], row["doc_id"]) for row in rows]
+
+        assert refused(by_reindex) == refused(by_assets) and len(refused(by_assets)) == 1
+        assert refused(by_assets)[0][1] == "d4"
+
+        def stored(name: str) -> dict:
+            objects = client.collections.get(name).iterator()
+            return {str(o.uuid): o.properties for o in objects}
+
+        assert stored(f"{alias}_new") == stored(live) and len(stored(live)) == 5
+        recorded = {
+            **pipeline.asset_materializations_for_node("corpus_shard")[0].metadata,
+            **pipeline.asset_materializations_for_node("chunks")[0].metadata,
+            **pipeline.asset_materializations_for_node("weaviate_index")[0].metadata,
+        }
+        [shard_step] = [
+            event for event in reindexed.all_events
+            if event.is_successful_output and event.step_key.startswith("index_shard_into")
+        ]  # fmt: skip
+        by_op = shard_step.event_specific_data.metadata
+        for name in ("documents", "rejected", "documents_without_tokens", "failed_objects"):
+            assert by_op[name].value == recorded[name].value, name
+    finally:
+        client.collections.delete(live)

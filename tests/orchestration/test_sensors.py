@@ -33,10 +33,10 @@ from assets.chunks import chunks
 from assets.corpus import corpus_shard
 from assets.embeddings import embeddings
 from assets.index import weaviate_index
+from assets.partitions import shard_partitions
 from orchestration.automation import following_upstream
 from orchestration.changes import CorpusCursor
 from orchestration.jobs import register_shards
-from orchestration.partitions import shard_partitions
 from orchestration.removal import remove_shards
 from orchestration.resources import build_resources
 from orchestration.sensors import (

@@ -19,6 +19,8 @@ from urllib.parse import quote
 import pytest
 from dagster import AssetMaterialization, DagsterInstance
 
+from orchestration.instance import SETTINGS_FILE
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # The flags headless Chromium needs as root in a container; without them connections are refused.
@@ -58,7 +60,7 @@ def _free_port() -> int:
 
 def _prepare_instance(home: Path) -> None:
     """The project's instance settings, the shard partitions, and some materialized ones."""
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(SETTINGS_FILE, home / "dagster.yaml")
     with DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("shards", SHARDS)
         for key in MATERIALIZED:

@@ -9,14 +9,15 @@ import pyarrow.parquet as pq
 from resources.corpus.chunking import ChunkingConfig, chunk_uuid
 from resources.corpus.records import Document
 from resources.corpus.shard_chunking import ShardChunker
-from resources.corpus.tables import stage_path, write_documents
+from resources.corpus.tables import write_documents
 from resources.embedding.model_source import DEFAULT_MODEL
+from resources.shard_files import ShardFiles
 
 
 def test_a_shard_is_cut_into_its_chunks_file_and_empty_documents_are_quarantined(tmp_path):
     long_text = " ".join(f"river{i % 50} flows" for i in range(300))
     write_documents(
-        stage_path(tmp_path, "shards", "s0"),
+        ShardFiles(tmp_path, "s0").documents,
         [
             Document("short", "A short text about rivers.", {"lang": "en"}),
             Document("long", long_text, {}),
@@ -27,7 +28,7 @@ def test_a_shard_is_cut_into_its_chunks_file_and_empty_documents_are_quarantined
 
     metadata = cut("s0")
 
-    table = pq.read_table(stage_path(tmp_path, "chunks", "s0"))
+    table = pq.read_table(ShardFiles(tmp_path, "s0").chunks)
     assert table.column("doc_id").to_pylist().count("short") == 1
     assert table.column("doc_id").to_pylist().count("long") == metadata["chunks"] - 1 > 2
     assert table.column("uuid")[0].as_py() == chunk_uuid("short", 0)
@@ -35,18 +36,18 @@ def test_a_shard_is_cut_into_its_chunks_file_and_empty_documents_are_quarantined
     assert metadata["documents"] == 3 and metadata["documents_without_tokens"] == 1
     assert metadata["tokens"] == sum(table.column("token_count").to_pylist())
     assert metadata["max_chunk_tokens"] <= 62
-    [reject] = stage_path(tmp_path, "quarantine", "s0", ".chunking.jsonl").read_text().splitlines()
+    [reject] = ShardFiles(tmp_path, "s0").chunking_quarantine.read_text().splitlines()
     assert "'blank'" in reject and "no tokens" in reject
 
 
 def test_the_stage_travels_to_a_worker_process_and_cuts_the_same_chunks(tmp_path):
-    write_documents(stage_path(tmp_path, "shards", "s0"), [Document("d", "Some text here.", {})])
+    write_documents(ShardFiles(tmp_path, "s0").documents, [Document("d", "Some text here.", {})])
     cut = ShardChunker(str(tmp_path), DEFAULT_MODEL, ChunkingConfig())
     here = cut("s0")
-    in_this_process = pq.read_table(stage_path(tmp_path, "chunks", "s0"))
+    in_this_process = pq.read_table(ShardFiles(tmp_path, "s0").chunks)
     with ProcessPoolExecutor(1, multiprocessing.get_context("spawn")) as pool:
         assert pool.submit(cut, "s0").result() == here
-    assert pq.read_table(stage_path(tmp_path, "chunks", "s0")).equals(in_this_process)
+    assert pq.read_table(ShardFiles(tmp_path, "s0").chunks).equals(in_this_process)
 
 
 def test_a_chunking_worker_does_not_import_torch_or_dagster():

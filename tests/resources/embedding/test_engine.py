@@ -91,7 +91,7 @@ def test_statistics_describe_the_call(cpu_engine, texts):
     assert stats.tokens <= stats.padded_tokens <= stats.batches * 512 + 256
     assert stats.batches == len(stats.budgets) > 1
     assert stats.device == "cpu" and stats.dtype == "float32"
-    assert stats.gpu_seconds > 0 and stats.wall_seconds >= stats.gpu_seconds
+    assert stats.device_seconds > 0 and stats.wall_seconds >= stats.device_seconds
     assert stats.as_metadata()["budget_final"] == 512
 
 

@@ -195,7 +195,7 @@ def test_real_oom_under_a_memory_cap_loses_nothing(tmp_path):
         int((out.vectors == reference.vectors).all(axis=1).sum()),
     )
     assert cosine.min() >= 0.9999
-    assert stats.peak_gpu_memory_bytes <= 2 * 2**30
+    assert stats.peak_device_memory_bytes <= 2 * 2**30
 
 
 def test_probe_finds_a_budget_and_the_next_engine_starts_there(tmp_path):
@@ -219,6 +219,6 @@ def test_adaptive_budget_grows_and_is_remembered(tmp_path):
     print("adaptive run:", out.stats.as_metadata())
     assert out.stats.budgets[0] == 1024
     assert out.stats.final_budget > 1024
-    assert 0.0 <= out.stats.gpu_idle_seconds < out.stats.wall_seconds
+    assert 0.0 <= out.stats.device_idle_seconds < out.stats.wall_seconds
     learned = engine.learned.load(engine.budget_key())
     assert learned is not None and learned.source == "adaptive"

@@ -66,3 +66,13 @@ def test_an_asset_records_the_statistics_as_metadata(texts):
     metadata = result.asset_materializations_for_node("vectors")[0].metadata
     assert metadata["texts"].value == len(texts)
     assert metadata["padded_tokens"].value <= 64 * len(texts)
+
+
+def test_the_resource_exposes_every_engine_setting_with_the_engines_default():
+    from dataclasses import fields, replace
+
+    from resources.embedding.engine import EngineConfig
+
+    assert {field.name for field in fields(EngineConfig)} <= set(EmbeddingResource.model_fields)
+    config = EmbeddingResource(device="cpu", token_budget=4096).engine_config()
+    assert config == replace(EngineConfig(), device="cpu", token_budget=4096, max_length=256)

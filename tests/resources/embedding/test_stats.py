@@ -33,10 +33,10 @@ def test_metadata_is_flat_and_numeric_where_possible():
         "padded_tokens",
         "batches",
         "ooms_recovered",
-        "peak_gpu_memory_bytes",
+        "peak_device_memory_bytes",
         "tokenize_seconds",
-        "gpu_seconds",
-        "gpu_idle_seconds",
+        "device_seconds",
+        "device_idle_seconds",
         "device",
         "dtype",
     } <= meta.keys()

@@ -88,7 +88,12 @@ def test_connection_errors_name_the_target_and_hide_the_api_key():
                                   api_key=SECRET)  # fmt: skip
     with pytest.raises(WeaviateConnectionError) as caught:
         resolve(settings).connect()
-    assert str(caught.value).startswith("cannot connect to Weaviate (custom at 127.0.0.1:9): ")
+    first_line, detail = str(caught.value).split("\n", 1)
+    assert first_line == (
+        "cannot reach Weaviate (custom at 127.0.0.1:9): start it, or point WEAVIATE_URL (and "
+        "WEAVIATE_GRPC_PORT) at one that runs; unset WEAVIATE_URL to use the managed server."
+    )
+    assert detail.startswith("The client said: ")
     assert SECRET not in str(caught.value)
 
 
@@ -100,10 +105,10 @@ def test_a_client_error_that_echoes_the_key_is_masked(monkeypatch):
     settings = ConnectionSettings(url="http://weaviate.internal:8080", api_key=SECRET)
     with pytest.raises(WeaviateConnectionError) as caught:
         resolve(settings).connect()
-    assert str(caught.value) == (
-        "cannot connect to Weaviate (custom at weaviate.internal:8080 (auto: WEAVIATE_URL is "
-        "set)): rejected credentials ***"
+    assert str(caught.value).startswith(
+        "cannot reach Weaviate (custom at weaviate.internal:8080 (auto: WEAVIATE_URL is set)): "
     )
+    assert str(caught.value).endswith("\nThe client said: rejected credentials ***")
 
 
 def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
@@ -127,7 +132,7 @@ def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
         with pytest.raises(WeaviateConnectionError) as caught:
             resolve(wrong).connect()
         message = str(caught.value)
-        assert message.startswith(f"cannot connect to Weaviate (custom at 127.0.0.1:{first}): ")
+        assert message.startswith(f"cannot reach Weaviate (custom at 127.0.0.1:{first}): ")
         assert "401" in message and "unauthorized: invalid api key" in message
         assert "wrong-key-0815" not in message and SECRET not in message
     finally:

@@ -85,7 +85,7 @@ def _measure(config: EngineConfig, token_ids: Sequence[Sequence[int]], kind: str
     seconds = time.perf_counter() - started
     row = ProfileRow(
         kind, value, stats.texts, stats.tokens, round(seconds, 4),
-        round(stats.tokens / seconds, 1), stats.peak_gpu_memory_bytes,
+        round(stats.tokens / seconds, 1), stats.peak_device_memory_bytes,
         round(stats.padding_fraction, 4), stats.batches, stats.ooms_recovered,
     )  # fmt: skip
     return engine, row

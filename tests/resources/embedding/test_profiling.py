@@ -6,9 +6,9 @@ import re
 from dagster import materialize
 
 from assets.profile import embedding_profile
-from orchestration.profiling import ProfileRow, profile_token_ids, recommend
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
+from resources.embedding.profiling import ProfileRow, profile_token_ids, recommend
 
 
 def _row(value, tokens_per_second, peak, ooms=0, kind="budget"):

@@ -1,0 +1,35 @@
+"""The folders are layers: orchestration/ builds on assets/, which builds on resources/; no
+module reaches back up, not even by a module name in a string (a Dagster run launcher setting,
+say)."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ABOVE = {"resources": ("assets", "orchestration"), "assets": ("orchestration",)}
+
+
+def _imported(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names.add(node.value)  # a module named in a string: import_module("...")
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(ABOVE))
+def test_no_module_reaches_a_layer_above_its_own(layer):
+    upward = [
+        f"{path.relative_to(ROOT)} names {name}"
+        for path in sorted((ROOT / layer).rglob("*.py"))
+        for name in _imported(path)
+        if name.split(".")[0] in ABOVE[layer] and "." in name or name in ABOVE[layer]
+    ]
+    assert upward == []
