@@ -39,6 +39,13 @@ files, chunking, the count check), and the projection to the reference corpus:
   scaled alike; `overhead_fraction_chunking_as_work` also counts the chunks steps (the
   pipeline's tokenization) as work, which leaves what orchestration itself costs;
 - `per_run_phases`: a run's mean seconds from its process's start to its end, phase by phase;
+- `searchable`: once the last run ends, how long until every object is in the vector index
+  (with asynchronous indexing the server's queue drains after the writes; without it, at
+  once), the server's memory then, and recall@10 of Weaviate's HNSW search against exact
+  search over the stored vectors, for 200 chunks' vectors as queries;
+- `stages`: documents per second read (`corpus_shard` steps), tokens per second chunked
+  (`chunks`), embedded (`embeddings`, engine wall) and objects per second stored
+  (`weaviate_index`), each over the union of its steps' time (steps of concurrent runs overlap);
 - `per_gpu`: for each GPU the steps leased (by UUID, from the `gpus` metadata), its shards, its
   device seconds and engine seconds, and those as a fraction of the backfill's wall time (how
   busy each GPU was). `--gpu-slots 1 --device cuda:0` against the default (a slot and a lease
@@ -76,12 +83,14 @@ REFERENCE_ESTIMATE_HOURS = (35, 50)  # one A40, the documents the project starte
 STAGES = ("chunks", "embeddings", "weaviate_index")
 
 
-def managed_server(out: Path) -> LocalServer:
+def managed_server(out: Path, async_indexing: bool) -> LocalServer:
     """The managed server of the run's data directory, on free ports (HTTP, gRPC and its four
     cluster ports in one block), where `WEAVIATE_MODE=managed` runs look for it; with the API
     key the runs will send, if WEAVIATE_API_KEY is set."""
     return LocalServer.on_free_ports(
-        out / "data" / "weaviate", api_key=os.environ.get("WEAVIATE_API_KEY") or None
+        out / "data" / "weaviate",
+        api_key=os.environ.get("WEAVIATE_API_KEY") or None,
+        extra_env=(("ASYNC_INDEXING", "true"),) if async_indexing else (),
     )
 
 
@@ -333,6 +342,82 @@ def per_gpu(instance: DagsterInstance, wall: float) -> dict[str, dict]:
     return gpus
 
 
+def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> dict:
+    """Time until the vector queue is empty, server memory, recall@10 against exact search."""
+    import numpy as np
+    import weaviate
+    from weaviate.classes.query import MetadataQuery
+
+    from resources.vectors import read_vectors
+
+    client = weaviate.connect_to_custom(
+        http_host="127.0.0.1", http_port=server.http_port, http_secure=False,
+        grpc_host="127.0.0.1", grpc_port=server.grpc_port, grpc_secure=False,
+        auth_credentials=server.api_key,
+    ) if server else None  # fmt: skip
+    if client is None:
+        return {}
+    collection = env["WEAVIATE_COLLECTION"]
+    began = time.perf_counter()
+    with client:
+        while True:
+            shards = [s for node in client.cluster.nodes(collection, output="verbose")
+                      for s in node.shards or []]  # fmt: skip
+            queued = sum(s.vector_queue_length for s in shards)
+            if queued == 0 and all(s.vector_indexing_status == "READY" for s in shards):
+                break
+            time.sleep(0.5)
+        waited = time.perf_counter() - began
+        files = sorted((out / "data" / "embeddings").glob("*.parquet"))
+        stored = [read_vectors(path) for path in files]
+        uuids = [u for file in stored for u in file.uuids]
+        vectors = np.concatenate([file.vectors for file in stored])
+        rng = np.random.default_rng(0)
+        picks = rng.choice(len(uuids), size=min(200, len(uuids)), replace=False)
+        # Exact search: the 10 largest cosines (the vectors are unit length) of each query.
+        exact = np.argpartition(-(vectors[picks] @ vectors.T), 10, axis=1)[:, :10]
+        chunks = client.collections.get(collection)
+        hits = 0
+        for row, pick in enumerate(picks):
+            found = chunks.query.near_vector(
+                vectors[pick].tolist(), limit=10, return_metadata=MetadataQuery(distance=True)
+            ).objects
+            hits += len({str(o.uuid) for o in found} & {uuids[i] for i in exact[row]})
+    rss = 0
+    pid = server.pid()
+    if pid is not None:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) * 1024
+    return {
+        "seconds_after_last_run": round(waited, 2),
+        "objects": len(uuids),
+        "recall_at_10": hits / (10 * len(picks)),
+        "server_rss_bytes": rss,
+    }
+
+
+def stage_rates(instance: DagsterInstance) -> dict:
+    """Each stage's throughput over the union of its steps' time."""
+    runs = instance.get_runs(filters=RunsFilter(job_name="index_shards"))
+    steps = _step_intervals(_finished_steps(instance, run) for run in runs)
+    shards = {name: _metadata(instance, name) for name in STAGES + ("corpus_shard",)}
+
+    def total(asset: str, name: str) -> float:
+        return sum(m.get(name, 0) for m in shards[asset])
+
+    def rate(amount: float, step: str) -> float:
+        seconds = _union_seconds(steps.get(step, []))
+        return round(amount / seconds, 1) if seconds else 0.0
+
+    return {
+        "documents_read_per_second": rate(total("corpus_shard", "documents"), "corpus_shard"),
+        "tokens_chunked_per_second": rate(total("chunks", "tokens"), "chunks"),
+        "tokens_embedded_per_second": rate(total("embeddings", "tokens"), "embeddings"),
+        "objects_stored_per_second": rate(total("weaviate_index", "objects"), "weaviate_index"),
+    }
+
+
 def project(measured: dict, reference: dict) -> dict:
     """The reference corpus's times: the steady state scales with embedded tokens, ramp-up
     (first run's start-up and chunking) and drain (last ingest) stay as measured."""
@@ -366,6 +451,10 @@ def main() -> None:
         "--chunk-processes", type=int, default=0, help="CHUNK_PROCESSES (0: the asset's default)"
     )
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--async-indexing", action="store_true",
+        help="the managed server indexes vectors in the background (ASYNC_INDEXING)",
+    )  # fmt: skip
     parser.add_argument("--gpu-slots", type=int, default=0, help="GPU_POOL_SLOTS (0: one per GPU)")
     parser.add_argument(
         "--weaviate-url", default=None,
@@ -386,7 +475,7 @@ def main() -> None:
     corpus_seconds = time.perf_counter() - started
     reference = corpus_totals(SampleSpec(docs=REFERENCE_DOCS))
 
-    server = None if args.weaviate_url else managed_server(out)
+    server = None if args.weaviate_url else managed_server(out, args.async_indexing)
     env = _environment(args, out, server)
     os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], GPU_POOL_SLOTS=env["GPU_POOL_SLOTS"])
     prepare_instance()  # the project's dagster.yaml, the gpu pool's slots
@@ -401,6 +490,8 @@ def main() -> None:
             began = time.time()
             wall, launched = run_backfill(env, keys, args.shards_per_run, args.concurrent_runs)
             measured = measure(instance, began, wall, args.concurrent_runs, launched)
+            measured["stages"] = stage_rates(instance)
+        measured["searchable"] = searchable(server, env, out)
     finally:
         if server is not None:
             server.stop()

@@ -81,7 +81,7 @@ def create_collection(
                 "failed re-index run from its failure to resume it",
                 allow_retries=False,
             )
-        ensure_collection(client, name)
+        ensure_collection(client, name, weaviate.layout())
     context.log.info(f"re-indexing into collection {name}")
     return name
 

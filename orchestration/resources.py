@@ -53,5 +53,12 @@ def build_resources(resolved: bool = False) -> dict:
             managed_port=env("WEAVIATE_MANAGED_PORT", 8079, int),
             managed_grpc_port=env("WEAVIATE_MANAGED_GRPC_PORT", 50050, int),
             managed_cluster_port=env("WEAVIATE_MANAGED_CLUSTER_PORT", 7110, int),
+            batch_size=env("WEAVIATE_BATCH_SIZE", 200, int),
+            concurrent_requests=env("WEAVIATE_CONCURRENT_REQUESTS", 2, int),
+            hnsw_ef_construction=env("WEAVIATE_EF_CONSTRUCTION", 128, int),
+            hnsw_max_connections=env("WEAVIATE_MAX_CONNECTIONS", 32, int),
+            compression=env("WEAVIATE_COMPRESSION", "none"),
+            shards=env("WEAVIATE_SHARDS", 1, int),
+            async_indexing=env("WEAVIATE_ASYNC_INDEXING", "false") in ("true", "1", "yes"),
         ),
     }

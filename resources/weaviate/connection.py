@@ -38,6 +38,7 @@ class ConnectionSettings:
     managed_port: int = 8079
     managed_grpc_port: int = 50050
     managed_cluster_port: int = 7110
+    async_indexing: bool = False
     timeout_seconds: float = 120.0
 
     def managed_server(self) -> LocalServer:
@@ -48,6 +49,7 @@ class ConnectionSettings:
             grpc_port=self.managed_grpc_port,
             cluster_port=self.managed_cluster_port,
             api_key=self.api_key,
+            extra_env=(("ASYNC_INDEXING", "true"),) if self.async_indexing else (),
         )
 
 

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from resources.weaviate.connection import ConnectionSettings, Target, resolve
 from resources.weaviate.ingest import IngestPolicy
-from resources.weaviate.schema import ensure_collection
+from resources.weaviate.schema import IndexLayout, ensure_collection
 
 
 class WeaviateResource(ConfigurableResource):
@@ -38,6 +38,22 @@ class WeaviateResource(ConfigurableResource):
     retry_seconds: float = Field(
         default=120.0, description="how long a batch is retried on transient failures"
     )
+    hnsw_ef_construction: int = Field(
+        default=128, description="HNSW build-time search width of a new collection"
+    )
+    hnsw_max_connections: int = Field(
+        default=32, description="HNSW neighbours per node of a new collection"
+    )
+    compression: str = Field(
+        default="none",
+        description='vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"',
+    )
+    shards: int = Field(default=1, description="shards of a new collection")
+    async_indexing: bool = Field(
+        default=False,
+        description="the managed server indexes vectors in the background (ASYNC_INDEXING): "
+        "writes return before the HNSW insert, searchable once its queue is empty",
+    )
     rejects: str = Field(
         default="fail",
         description='objects Weaviate refuses: "fail" the shard, or "quarantine" them to a '
@@ -55,6 +71,15 @@ class WeaviateResource(ConfigurableResource):
             managed_port=self.managed_port,
             managed_grpc_port=self.managed_grpc_port,
             managed_cluster_port=self.managed_cluster_port,
+            async_indexing=self.async_indexing,
+        )
+
+    def layout(self) -> IndexLayout:
+        return IndexLayout(
+            ef_construction=self.hnsw_ef_construction,
+            max_connections=self.hnsw_max_connections,
+            compression=self.compression,
+            shards=self.shards,
         )
 
     def ingest_policy(self) -> IngestPolicy:
@@ -74,7 +99,7 @@ class WeaviateResource(ConfigurableResource):
         """A connected client whose collection exists; closed on exit."""
         client = (target or self.target()).connect()
         try:
-            ensure_collection(client, self.collection)
+            ensure_collection(client, self.collection, self.layout())
             yield client
         finally:
             client.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import weaviate
 from weaviate.classes.config import (
@@ -58,17 +59,55 @@ def _property(name: str, data_type: DataType, tokenization: Tokenization | None)
     return Property(name=name, data_type=data_type, tokenization=tokenization)
 
 
-def ensure_collection(client: weaviate.WeaviateClient, name: str) -> None:
+COMPRESSIONS = ("none", "rq", "bq", "pq", "sq")
+
+
+@dataclass(frozen=True)
+class IndexLayout:
+    """How a new collection indexes and spreads its vectors; fixed once it is created.
+
+    HNSW's `ef_construction` and `max_connections` trade import speed and memory for recall;
+    `compression` quantizes the vectors the index keeps in memory (rotational, binary, product
+    or scalar quantization; the full vectors stay on disk for rescoring); `shards` spreads the
+    collection over that many shards (on several nodes, over the nodes). Defaults are
+    Weaviate's own HNSW settings, uncompressed, one shard per collection on one node.
+    """
+
+    ef_construction: int = 128
+    max_connections: int = 32
+    compression: str = "none"
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression {self.compression!r}: use one of {COMPRESSIONS}")
+
+    def vector_index(self):
+        quantizer = None
+        if self.compression != "none":
+            quantizer = getattr(Configure.VectorIndex.Quantizer, self.compression)()
+        return Configure.VectorIndex.hnsw(
+            distance_metric=VectorDistances.COSINE,
+            ef_construction=self.ef_construction,
+            max_connections=self.max_connections,
+            quantizer=quantizer,
+        )
+
+
+def ensure_collection(
+    client: weaviate.WeaviateClient, name: str, layout: IndexLayout | None = None
+) -> None:
     """Create the collection with self-provided cosine vectors unless it exists."""
     if client.collections.exists(name):
         return
+    layout = layout or IndexLayout()
     client.collections.create(
         name,
         properties=[_property(*spec) for spec in CORE_PROPERTIES],
         vector_config=Configure.Vectors.self_provided(
-            name=VECTOR_NAME,
-            vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE),
+            name=VECTOR_NAME, vector_index_config=layout.vector_index()
         ),
+        sharding_config=Configure.sharding(desired_count=layout.shards),
     )
 
 
