@@ -79,12 +79,12 @@ def index_corpus(every: bool = False, say: Callable[[str], None] = print) -> Ind
         say(f"{len(keys)} shards registered")
         data_dir = build_resources(resolved=True)["corpus"].data_dir
         pending, registered = shards_to_index(instance, data_dir, every)
-        summary = index_shards(defs, instance, pending, say)
+        summary = run_shards(defs, instance, pending, say)
     summary.shards = registered
     return summary
 
 
-def index_shards(
+def run_shards(
     defs,
     instance: DagsterInstance,
     keys: list[str],
