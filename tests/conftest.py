@@ -8,10 +8,12 @@ temporary folder. Tests that restart or kill a server start one of their own wit
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import weaviate
 from weaviate.classes.init import Auth
@@ -93,3 +95,30 @@ def _forget_dagster_instances_after_each_test() -> Iterator[None]:
     _current_storage.set(None)
     yield
     _current_storage.set(None)
+
+
+def snapshot(server: LocalServer, collection: str) -> dict[str, tuple[dict, np.ndarray]]:
+    """Every object of `collection`: uuid -> (properties, vector), to compare two indexes."""
+    with connect(server) as client:
+        objects = client.collections.get(collection).iterator(include_vector=True)
+        return {str(o.uuid): (o.properties, np.array(o.vector["default"])) for o in objects}
+
+
+def assert_same_index(server: LocalServer, expected: str, actual: str) -> int:
+    """Two collections hold the same ids, properties and vectors; returns how many objects."""
+    want, got = snapshot(server, expected), snapshot(server, actual)
+    assert set(got) == set(want)
+    for object_id, (properties, vector) in want.items():
+        assert got[object_id][0] == properties
+        np.testing.assert_allclose(got[object_id][1], vector, atol=1e-6)
+    return len(got)
+
+
+@pytest.fixture
+def two_collections(weaviate_server: LocalServer) -> Iterator[tuple[str, str]]:
+    """Names for a reference index and one under test, dropped afterwards."""
+    names = tuple(f"Index_{uuid.uuid4().hex[:8]}" for _ in range(2))
+    yield names
+    with connect(weaviate_server) as client:
+        for name in names:
+            client.collections.delete(name)

@@ -22,7 +22,7 @@ import pytest
 
 from resources.corpus.sample import SampleSpec, iter_documents
 from tests.assets.backfill_driver import backfill, instance_at
-from tests.conftest import connect
+from tests.conftest import connect, snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARD_SIZE = 20
@@ -62,12 +62,6 @@ def _config(server, corpus, data_dir, home, collection, kill=None) -> dict:
     }  # fmt: skip
 
 
-def _snapshot(server, collection: str) -> dict:
-    with connect(server) as client:
-        objects = client.collections.get(collection).iterator(include_vector=True)
-        return {str(o.uuid): (o.properties, np.array(o.vector["default"])) for o in objects}
-
-
 @pytest.fixture
 def collection(weaviate_server) -> Iterator[str]:
     """A collection name of the test's own, dropped afterwards."""
@@ -89,7 +83,7 @@ def reference(tmp_path_factory, weaviate_server):
     backfill(_config(weaviate_server, version_b, data, root / "home-b", collection))
     yield {"root": root, "a": version_a, "b": version_b,
            "events": _events(root / "home-b"),
-           "snapshot": _snapshot(weaviate_server, collection)}  # fmt: skip
+           "snapshot": snapshot(weaviate_server, collection)}  # fmt: skip
     with connect(weaviate_server) as client:
         client.collections.delete(collection)
 
@@ -155,7 +149,7 @@ def test_a_killed_backfill_resumes_to_the_uninterrupted_state(
     resumed = backfill({**config, "kill": None})
     assert resumed, "the killed run had finished every partition: the kill came too late"
 
-    expected, actual = reference["snapshot"], _snapshot(weaviate_server, collection)
+    expected, actual = reference["snapshot"], snapshot(weaviate_server, collection)
     assert set(actual) == set(expected)
     for object_id, (properties, vector) in expected.items():
         assert actual[object_id][0] == properties
@@ -185,7 +179,7 @@ def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(
     chunks_file = Path(data) / "chunks" / "b-s00001.parquet"
     assert written.pop("b-s00001") == pq.read_metadata(chunks_file).num_rows
     assert set(written.values()) == {0}
-    actual = _snapshot(weaviate_server, collection)
+    actual = snapshot(weaviate_server, collection)
     assert set(actual) == set(reference["snapshot"])
     for object_id, (properties, _) in reference["snapshot"].items():
         assert actual[object_id][0] == properties

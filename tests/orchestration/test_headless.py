@@ -5,17 +5,14 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import numpy as np
-import pytest
 from dagster import DagsterInstance, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 
 from assets.pools import GPU_POOL
 from resources.corpus.sample import SampleSpec, iter_documents
-from tests.conftest import connect
+from tests.conftest import assert_same_index
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,26 +48,11 @@ def _command(env, *args, kill=None) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def _snapshot(server, collection: str) -> dict:
-    with connect(server) as client:
-        objects = client.collections.get(collection).iterator(include_vector=True)
-        return {str(o.uuid): (o.properties, np.array(o.vector["default"])) for o in objects}
-
-
-@pytest.fixture
-def collections(weaviate_server):
-    names = [f"Headless_{uuid.uuid4().hex[:6]}" for _ in range(2)]
-    yield names
-    with connect(weaviate_server) as client:
-        for name in names:
-            client.collections.delete(name)
-
-
 def test_index_is_killed_inside_an_embedding_and_finishes_when_run_again(
-    tmp_path, weaviate_server, collections
+    tmp_path, weaviate_server, two_collections
 ):
     corpus = _corpus(tmp_path / "corpus")
-    reference, resumed = collections
+    reference, resumed = two_collections
 
     whole = _command(_environment(tmp_path / "whole", corpus, weaviate_server, reference), "index")
     assert whole.returncode == 0, whole.stdout + whole.stderr[-3000:]
@@ -95,11 +77,7 @@ def test_index_is_killed_inside_an_embedding_and_finishes_when_run_again(
     assert DagsterRunStatus.STARTED not in statuses and DagsterRunStatus.FAILURE in statuses
     assert not instance.event_log_storage.get_concurrency_info(GPU_POOL).claimed_slots
 
-    expected, actual = _snapshot(weaviate_server, reference), _snapshot(weaviate_server, resumed)
-    assert set(actual) == set(expected) and len(actual) > 48
-    for object_id, (properties, vector) in expected.items():
-        assert actual[object_id][0] == properties
-        np.testing.assert_allclose(actual[object_id][1], vector, atol=1e-6)
+    assert assert_same_index(weaviate_server, reference, resumed) > 48
 
     nothing = _command(env, "index")
     assert "all 6 shards are indexed at their current content; nothing to do" in nothing.stdout

@@ -10,11 +10,8 @@ import logging
 import os
 import signal
 import time
-import uuid
 from pathlib import Path
 
-import numpy as np
-import pytest
 from dagster import DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.instance.ref import InstanceRef
 from dagster._core.launcher import WorkerStatus
@@ -33,7 +30,7 @@ from orchestration.liveness import HOST_TAG, PID_TAG, STARTED_TAG, is_dead, proc
 from resources.corpus.sample import SampleSpec, iter_documents
 from resources.processes import process_alive
 from resources.settings import PROJECT_ROOT
-from tests.conftest import connect
+from tests.conftest import assert_same_index
 
 LOG = logging.getLogger("run-monitoring")
 
@@ -78,15 +75,6 @@ def _corpus(folder: Path) -> str:
     return str(folder)
 
 
-@pytest.fixture
-def collections(weaviate_server):
-    names = [f"Launched_{uuid.uuid4().hex[:6]}" for _ in range(2)]
-    yield names
-    with connect(weaviate_server) as client:
-        for name in names:
-            client.collections.delete(name)
-
-
 def _configure(monkeypatch, root: Path, corpus: str, server, collection: str) -> None:
     settings = {
         "CORPUS_PATH": corpus, "SHARD_SIZE": "8", "INDEXER_DATA_DIR": str(root / "data"),
@@ -99,12 +87,6 @@ def _configure(monkeypatch, root: Path, corpus: str, server, collection: str) ->
     monkeypatch.delenv("WEAVIATE_API_KEY", raising=False)
 
 
-def _snapshot(server, collection: str) -> dict:
-    with connect(server) as client:
-        objects = client.collections.get(collection).iterator(include_vector=True)
-        return {str(o.uuid): (o.properties, np.array(o.vector["default"])) for o in objects}
-
-
 def _wait_for(condition, seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -114,12 +96,12 @@ def _wait_for(condition, seconds: float, what: str) -> None:
 
 
 def test_a_launched_run_killed_inside_embedding_is_failed_and_the_next_one_runs(
-    tmp_path, monkeypatch, weaviate_server, collections
+    tmp_path, monkeypatch, weaviate_server, two_collections
 ):
     from orchestration.definitions import build_definitions
 
     corpus = _corpus(tmp_path / "corpus")
-    reference, launched = collections
+    reference, launched = two_collections
 
     # The uninterrupted state, in process.
     _configure(monkeypatch, tmp_path / "reference", corpus, weaviate_server, reference)
@@ -189,8 +171,4 @@ def test_a_launched_run_killed_inside_embedding_is_failed_and_the_next_one_runs(
         _wait_for(lambda: instance.get_run_by_id(second.run_id).is_finished, 300, "the rerun")
         assert instance.get_run_by_id(second.run_id).status == DagsterRunStatus.SUCCESS
 
-    expected, actual = _snapshot(weaviate_server, reference), _snapshot(weaviate_server, launched)
-    assert set(actual) == set(expected) and len(actual) >= 24
-    for object_id, (properties, vector) in expected.items():
-        assert actual[object_id][0] == properties
-        np.testing.assert_allclose(actual[object_id][1], vector, atol=1e-6)
+    assert assert_same_index(weaviate_server, reference, launched) >= 24

@@ -7,6 +7,7 @@ is visible in its run requests.
 
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -54,8 +55,13 @@ from tests.orchestration.conftest import write_docs
 
 
 @pytest.fixture
-def instance() -> DagsterInstance:
-    return DagsterInstance.ephemeral()
+def instance() -> Iterator[DagsterInstance]:
+    """Entered, so that the definitions' state storage Dagster looks up while evaluating
+    sensors and automation conditions is this live instance's for the whole test (a storage
+    left registered by an instance already collected fails with "undefined DagsterInstance
+    weakref", depending on when the collector ran)."""
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
 
 
 def tick(sensor, instance: DagsterInstance, corpus: CorpusResource, cursor: str | None):
