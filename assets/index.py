@@ -23,7 +23,7 @@ from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import read_chunks
 from resources.files import count_lines
 from resources.weaviate import WeaviateResource
-from resources.weaviate.ingest import count_shard
+from resources.weaviate.ingest import consistent, count_shard
 
 
 @asset(
@@ -67,7 +67,9 @@ def _count_matches_chunks(
     expected in Weaviate; the check then warns instead of passing silently.
     """
     with weaviate.client() as client:
-        collection = client.collections.get(weaviate.collection)
+        collection = consistent(
+            client.collections.get(weaviate.collection), weaviate.ingest_policy().consistency
+        )
         counts = {key: _shard_counts(corpus, collection, key) for key in context.partition_keys}
     expected = sum(e for e, _, _ in counts.values())
     actual = sum(a for _, a, _ in counts.values())

@@ -28,7 +28,13 @@ from resources.files import count_lines, write_lines
 from resources.shard_files import ShardFiles
 from resources.vectors import is_current, read_header, read_vectors, write_vectors
 from resources.weaviate.connection import WeaviateConnectionError
-from resources.weaviate.ingest import IngestError, IngestPolicy, ingest_shard, shard_is_current
+from resources.weaviate.ingest import (
+    IngestError,
+    IngestPolicy,
+    consistent,
+    ingest_shard,
+    shard_is_current,
+)
 from resources.weaviate.objects import (
     OBJECT_COLUMNS,
     build_objects,
@@ -136,7 +142,8 @@ def index(
         )
     version = objects_version(table, stored.content_hash, stored.model)
     expected = table.num_rows - count_lines(files.weaviate_rejects)
-    if shard_is_current(client.collections.get(collection), key, version, expected):
+    chunks = consistent(client.collections.get(collection), policy.consistency)
+    if shard_is_current(chunks, key, version, expected):
         log.info(f"shard {key}: {collection} already holds this version; nothing written")
         return {"objects": 0, "objects_in_weaviate": expected, "unchanged": True}
     types = ensure_metadata_properties(client, collection, metadata_samples(table))

@@ -59,6 +59,8 @@ def build_resources(resolved: bool = False) -> dict:
             hnsw_max_connections=env("WEAVIATE_MAX_CONNECTIONS", 32, int),
             compression=env("WEAVIATE_COMPRESSION", "none"),
             shards=env("WEAVIATE_SHARDS", 1, int),
+            replication_factor=env("WEAVIATE_REPLICATION_FACTOR", 1, int),
+            consistency=env("WEAVIATE_CONSISTENCY", None),
             async_indexing=env("WEAVIATE_ASYNC_INDEXING", "false") in ("true", "1", "yes"),
         ),
     }

@@ -34,6 +34,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 import weaviate
+from weaviate.classes.config import ConsistencyLevel
 from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError
 from weaviate.proto.v1 import base_pb2, batch_pb2
@@ -90,6 +91,9 @@ class IngestPolicy:
     max_bytes: int = 8 * 1024 * 1024
     concurrent_requests: int = 2
     retry_seconds: float = 120.0
+    # Replicas that must acknowledge a write, a delete or a count: "ONE", "QUORUM" or "ALL"
+    # (None: the server's default, QUORUM).
+    consistency: str | None = None
     first_backoff_seconds: float = 0.5
     max_backoff_seconds: float = 15.0
 
@@ -335,6 +339,15 @@ def write_objects(
     report.retries, report.splits = sender.retries, sender.splits
 
 
+def consistent(
+    collection: weaviate.collections.Collection, consistency: str | None
+) -> weaviate.collections.Collection:
+    """The collection with writes, deletes and reads acknowledged by `consistency` replicas."""
+    if consistency is None:
+        return collection
+    return collection.with_consistency_level(ConsistencyLevel(consistency.upper()))
+
+
 def shard_filter(shard: str) -> Filter:
     return Filter.by_property("shard").equal(shard)
 
@@ -401,8 +414,8 @@ def ingest_shard(
     are reported in `report.failed` (for the caller's rejects file) instead of failing the shard,
     and the shard must then hold exactly the others.
     """
-    collection = client.collections.get(collection_name)
     policy = (policy or IngestPolicy()).fitted_to(server_message_limit(client))
+    collection = consistent(client.collections.get(collection_name), policy.consistency)
     report = IngestReport(shard)
     started = time.perf_counter()
     write_objects(collection, report, objects, policy)

@@ -49,6 +49,14 @@ class WeaviateResource(ConfigurableResource):
         description='vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"',
     )
     shards: int = Field(default=1, description="shards of a new collection")
+    replication_factor: int = Field(
+        default=1, description="nodes that keep a copy of each shard of a new collection"
+    )
+    consistency: str | None = Field(
+        default=None,
+        description='replicas that must acknowledge each write, delete and count: "ONE", '
+        '"QUORUM" or "ALL"; default: QUORUM when replicated, the server\'s default otherwise',
+    )
     async_indexing: bool = Field(
         default=False,
         description="the managed server indexes vectors in the background (ASYNC_INDEXING): "
@@ -80,6 +88,7 @@ class WeaviateResource(ConfigurableResource):
             max_connections=self.hnsw_max_connections,
             compression=self.compression,
             shards=self.shards,
+            replication_factor=self.replication_factor,
         )
 
     def ingest_policy(self) -> IngestPolicy:
@@ -88,6 +97,7 @@ class WeaviateResource(ConfigurableResource):
             max_bytes=self.max_batch_bytes,
             concurrent_requests=self.concurrent_requests,
             retry_seconds=self.retry_seconds,
+            consistency=self.consistency or ("QUORUM" if self.replication_factor > 1 else None),
         )
 
     def target(self) -> Target:

@@ -69,14 +69,16 @@ class IndexLayout:
     HNSW's `ef_construction` and `max_connections` trade import speed and memory for recall;
     `compression` quantizes the vectors the index keeps in memory (rotational, binary, product
     or scalar quantization; the full vectors stay on disk for rescoring); `shards` spreads the
-    collection over that many shards (on several nodes, over the nodes). Defaults are
-    Weaviate's own HNSW settings, uncompressed, one shard per collection on one node.
+    collection over that many shards (on several nodes, over the nodes); `replication_factor`
+    keeps each shard on that many nodes. Defaults are Weaviate's own HNSW settings,
+    uncompressed, one shard, one copy.
     """
 
     ef_construction: int = 128
     max_connections: int = 32
     compression: str = "none"
     shards: int = 1
+    replication_factor: int = 1
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -108,6 +110,7 @@ def ensure_collection(
             name=VECTOR_NAME, vector_index_config=layout.vector_index()
         ),
         sharding_config=Configure.sharding(desired_count=layout.shards),
+        replication_config=Configure.replication(factor=layout.replication_factor),
     )
 
 

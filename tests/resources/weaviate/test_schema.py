@@ -29,3 +29,33 @@ def test_a_new_collection_takes_the_configured_hnsw_compression_and_shards(weavi
 def test_an_unknown_compression_is_refused_naming_the_choices():
     with pytest.raises(ValueError, match="compression 'zip': use one of"):
         IndexLayout(compression="zip")
+
+
+def test_a_replicated_collection_is_written_at_quorum_unless_told_otherwise():
+    assert WeaviateResource().ingest_policy().consistency is None  # one copy: the default
+    replicated = WeaviateResource(replication_factor=3)
+    assert replicated.layout().replication_factor == 3
+    assert replicated.ingest_policy().consistency == "QUORUM"
+    assert WeaviateResource(
+        replication_factor=3, consistency="ALL"
+    ).ingest_policy().consistency == ("ALL")
+
+
+def test_writes_at_a_consistency_level_land_on_a_single_node(weaviate_server):
+    from resources.weaviate.ingest import IngestPolicy, consistent, count_shard, ingest_shard
+    from tests.resources.weaviate.test_ingest import _objects
+
+    name = f"Quorum_{uuid.uuid4().hex[:6]}"
+    with connect(weaviate_server) as client:
+        ensure_collection(client, name, IndexLayout(replication_factor=1))
+        try:
+            policy = IngestPolicy(consistency="QUORUM")
+            report = ingest_shard(
+                client, name, "s1", "v1", _objects(30), expected=30, policy=policy
+            )
+            assert report.count_in_weaviate == 30
+            read = consistent(client.collections.get(name), "ALL")
+            assert count_shard(read, "s1") == 30
+            assert client.collections.get(name).config.get().replication_config.factor == 1
+        finally:
+            client.collections.delete(name)
