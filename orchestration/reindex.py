@@ -128,12 +128,8 @@ def index_shard_into(
         f"shard {key}: {written} objects in {collection}"
         f"{' (vectors reused)' if metadata['reused_checkpoint'] else ''}"
     )
-    context.add_output_metadata({k: v for k, v in metadata.items() if _plain(v)})
+    context.add_output_metadata(metadata)
     return written
-
-
-def _plain(value: object) -> bool:
-    return isinstance(value, str | int | float | bool)
 
 
 @op
