@@ -52,7 +52,7 @@ def embeddings(
             context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
         return {**metadata, **gpu.metadata()}
 
-    holder = f"run {context.run_id[:8]} step {context.op_execution_context.op_handle}"
+    holder = f"run {context.run.run_id[:8]} step {context.op_execution_context.op_handle}"
     with (
         embedder.leased(holder, context.log.info) as gpu,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-vectors") as writer,

@@ -31,7 +31,7 @@ def embedding_profile(
     """Throughput and peak memory per token budget (and per fixed batch size, to compare);
     the recommended budget becomes the learned budget that later runs start from."""
     token_ids = profile_token_ids(config.docs, config.max_document_tokens, embedder.model)
-    holder = f"run {context.run_id[:8]} step {context.op_execution_context.op_handle}"
+    holder = f"run {context.run.run_id[:8]} step {context.op_execution_context.op_handle}"
     with embedder.leased(holder, context.log.info) as gpu:
         # The sweep builds an engine per budget, each on the leased GPU.
         profile = run_profile(token_ids, gpu.engine.config, config.budgets, config.batch_sizes)
