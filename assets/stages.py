@@ -26,7 +26,7 @@ from resources.embedding.resource import Engine
 from resources.embedding.tokenization import Tokenized
 from resources.files import count_lines, write_lines
 from resources.shard_files import ShardFiles
-from resources.vectors import is_current, read_header, read_vectors, write_vectors
+from resources.vectors import current_header, read_vectors, write_vectors
 from resources.weaviate.connection import WeaviateConnectionError
 from resources.weaviate.ingest import (
     IngestError,
@@ -90,11 +90,12 @@ def embed(
     ids, lengths = token_arrays(table)
     content_hash = chunks_content_hash(table, (ids, lengths))
     for path in (files.embeddings, *reuse_from):
-        if is_current(path, content_hash, model):
+        header = current_header(path, content_hash, model)
+        if header is not None:
             if path != files.embeddings:
                 files.embeddings.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, files.embeddings)
-            computed = (read_header(path) or {}).get("stats", {})
+            computed = header.get("stats", {})
             return {**computed, "chunks": table.num_rows, "reused_checkpoint": True}
     result = engine().embed_tokenized(Tokenized(ids, lengths))
     metadata: Metadata = {"model": model["name"], **result.stats.as_metadata()}

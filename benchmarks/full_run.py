@@ -350,13 +350,13 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
 
     from resources.vectors import read_vectors
 
+    if server is None:
+        return {}
     client = weaviate.connect_to_custom(
         http_host="127.0.0.1", http_port=server.http_port, http_secure=False,
         grpc_host="127.0.0.1", grpc_port=server.grpc_port, grpc_secure=False,
         auth_credentials=server.api_key,
-    ) if server else None  # fmt: skip
-    if client is None:
-        return {}
+    )  # fmt: skip
     collection = env["WEAVIATE_COLLECTION"]
     began = time.perf_counter()
     with client:

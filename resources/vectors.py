@@ -61,10 +61,13 @@ def read_header(path: Path) -> dict | None:
     return json.loads(raw) if raw else None
 
 
-def is_current(path: Path, content_hash: str, model: Mapping) -> bool:
+def current_header(path: Path, content_hash: str, model: Mapping) -> dict | None:
+    """The file's header when its vectors were made from these chunks with this model."""
     header = read_header(path) or {}
     stored = {"content_hash": header.get("content_hash"), "model": header.get("model")}
-    return stored == {"content_hash": content_hash, "model": json.loads(json.dumps(dict(model)))}
+    wanted = {"content_hash": content_hash, "model": json.loads(json.dumps(dict(model)))}
+    return header if stored == wanted else None
+
 
 
 def read_vectors(path: Path) -> VectorFile:

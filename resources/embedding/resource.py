@@ -176,7 +176,7 @@ class EmbeddingResource(ConfigurableResource):
         # runs a first batch while other runs hold the pool, not inside this run's slot. Only
         # where the step's GPU is known in advance: with several to lease from, the step
         # prepares on the one it gets.
-        candidates, count = lease_plan(self.device)
+        candidates, _ = lease_plan(self.device)
         if len(candidates) <= 1:
             self._engine.prepare()
 
