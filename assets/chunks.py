@@ -3,12 +3,11 @@
 import os
 from pathlib import Path
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from assets import stages
 from assets.corpus import corpus_shard
-from assets.partitions import shard_partitions
-from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, for_each_shard
+from assets.shards import CPU_STAGE_NICENESS, for_each_shard, shard_asset
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 
@@ -28,11 +27,8 @@ def _chunk_processes() -> int:
 CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or _chunk_processes()
 
 
-@asset(
+@shard_asset(
     deps=[corpus_shard],
-    partitions_def=shard_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    group_name="indexing",
     kinds={"python", "parquet"},
 )
 def chunks(

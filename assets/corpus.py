@@ -1,18 +1,14 @@
 """Stage 1: a shard's records, validated and normalized; bad records go to quarantine."""
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from assets import stages
-from assets.partitions import shard_partitions
 from assets.retries import TRANSIENT
-from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, for_each_shard
+from assets.shards import CPU_STAGE_NICENESS, for_each_shard, shard_asset
 from resources.corpus.resource import CorpusResource
 
 
-@asset(
-    partitions_def=shard_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    group_name="indexing",
+@shard_asset(
     retry_policy=TRANSIENT,
     kinds={"python", "parquet"},
 )

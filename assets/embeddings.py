@@ -2,24 +2,20 @@
 
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from dagster import AssetExecutionContext, MaterializeResult, asset
+from dagster import AssetExecutionContext, MaterializeResult
 
 from assets import stages
 from assets.chunks import chunks
-from assets.partitions import shard_partitions
 from assets.pools import GPU_POOL
 from assets.retries import TRANSIENT
-from assets.shards import BACKFILL_POLICY, Metadata, for_each_shard
+from assets.shards import Metadata, for_each_shard, shard_asset
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.vectors import write_vectors
 
 
-@asset(
+@shard_asset(
     deps=[chunks],
-    partitions_def=shard_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    group_name="indexing",
     retry_policy=TRANSIENT,
     pool=GPU_POOL,
     kinds={"pytorch", "parquet"},

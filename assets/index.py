@@ -9,7 +9,6 @@ from dagster import (
     AssetExecutionContext,
     MaterializeResult,
     PreviewWarning,
-    asset,
     asset_check,
 )
 from weaviate.collections import Collection
@@ -18,7 +17,7 @@ from assets import stages
 from assets.embeddings import embeddings
 from assets.partitions import shard_partitions
 from assets.retries import TRANSIENT
-from assets.shards import BACKFILL_POLICY, CPU_STAGE_NICENESS, Metadata, for_each_shard
+from assets.shards import CPU_STAGE_NICENESS, Metadata, for_each_shard, shard_asset
 from resources.corpus.resource import CorpusResource
 from resources.corpus.tables import read_chunks
 from resources.files import count_lines
@@ -26,11 +25,8 @@ from resources.weaviate import WeaviateResource
 from resources.weaviate.ingest import consistent, count_shard
 
 
-@asset(
+@shard_asset(
     deps=[embeddings],
-    partitions_def=shard_partitions,
-    backfill_policy=BACKFILL_POLICY,
-    group_name="indexing",
     retry_policy=TRANSIENT,
     kinds={"weaviate"},
 )

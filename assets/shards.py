@@ -15,8 +15,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, MaterializeResult
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    BackfillPolicy,
+    BetaWarning,
+    MaterializeResult,
+    asset,
+)
+
+from assets.partitions import shard_partitions
 
 # Shards per backfill run: enough to spread a run's start-up (about 20 s on a busy machine), few
 # enough that a failed run leaves little to redo. On one H100 machine, runs of 16 left 9.6% of a
@@ -24,11 +34,6 @@ from dagster import AssetExecutionContext, BackfillPolicy, BetaWarning, Material
 # run on one H100"). Set SHARDS_PER_RUN to change it.
 SHARDS_PER_RUN = int(os.environ.get("SHARDS_PER_RUN", "16"))
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN)
-# Backfill policies are beta in Dagster 1.13; the assets use one on purpose (see above), so the
-# warning each asset would print on every load says nothing a user can act on.
-warnings.filterwarnings(
-    "ignore", message="Parameter `backfill_policy` of function `asset`", category=BetaWarning
-)
 PROGRESS_INTERVAL_SECONDS = 30.0
 # The CPU stages (reading input, chunking, ingest) run at a lower scheduling priority than the
 # embeddings step: when several runs share a machine, they would otherwise take the cores that
@@ -37,6 +42,33 @@ PROGRESS_INTERVAL_SECONDS = 30.0
 CPU_STAGE_NICENESS = int(os.environ.get("CPU_STAGE_NICENESS", "10"))
 
 Metadata = dict[str, object]
+
+
+StageCompute = Callable[..., MaterializeResult]
+
+
+def shard_asset(**asset_args: Any) -> Callable[[StageCompute], AssetsDefinition]:
+    """`@asset` for a stage of the indexing pipeline: one partition per shard, backfilled in runs
+    of `SHARDS_PER_RUN` shards, in the `indexing` group; `asset_args` add the stage's own.
+
+    Backfill policies are beta in Dagster 1.13. The stages use one on purpose (see above), so the
+    warning Dagster would print for each of them on every code load says nothing a user can act
+    on; it is silenced here, where it is raised, and nowhere else.
+    """
+
+    def define(compute: StageCompute) -> AssetsDefinition:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Parameter `backfill_policy`", category=BetaWarning
+            )
+            return asset(
+                partitions_def=shard_partitions,
+                backfill_policy=BACKFILL_POLICY,
+                group_name="indexing",
+                **asset_args,
+            )(compute)
+
+    return define
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from dagster import DagsterLogManager, Failure, MetadataValue
 from weaviate import WeaviateClient
 
 from resources.corpus.loading import BadRecordError, write_quarantine
+from resources.corpus.manifest import UnknownShardError
 from resources.corpus.resource import CorpusResource
 from resources.corpus.shard_chunking import ShardChunker
 from resources.corpus.tables import chunks_content_hash, read_chunks, token_arrays, write_documents
@@ -50,7 +51,10 @@ REJECTS = ("fail", "quarantine")
 
 def load(corpus: CorpusResource, files: ShardFiles, log: DagsterLogManager) -> Metadata:
     """The shard's valid documents; refused records are kept with their file, line and reason."""
-    spec = corpus.shard(files.key)
+    try:
+        spec = corpus.shard(files.key)
+    except UnknownShardError as exc:
+        raise Failure(str(exc), allow_retries=False) from None
     try:
         contents = corpus.load(files.key)
     except BadRecordError as exc:

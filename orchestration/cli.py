@@ -64,7 +64,7 @@ def _index(args: argparse.Namespace) -> int:
 
     if args.corpus:
         os.environ["CORPUS_PATH"] = str(Path(args.corpus).resolve())
-    summary = index_corpus(every=args.all)
+    summary = index_corpus(every=args.all, remove_missing=args.remove_missing)
     print(describe(summary))
     return 0 if summary.ok else 1
 
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "then run those not indexed at their current content")  # fmt: skip
     p.add_argument("--corpus", default=None, help="the corpus folder (default: CORPUS_PATH)")
     p.add_argument("--all", action="store_true", help="run every shard, indexed or not")
+    p.add_argument("--remove-missing", action="store_true",
+                   help="delete the objects and partitions of shards with no input")  # fmt: skip
     p.set_defaults(func=_index)
 
     p = sub.add_parser("search", help="nearest chunks to a text")

@@ -38,6 +38,8 @@ class IndexSummary:
 
     shards: int = 0  # registered
     to_index: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # registered, input gone
+    removed: bool = False  # the missing shards' objects and partitions were deleted
     indexed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     totals: dict[str, int] = field(default_factory=dict)  # documents, chunks, objects
@@ -48,16 +50,43 @@ class IndexSummary:
         return not self.failed
 
 
-def shards_to_index(instance: DagsterInstance, data_dir: str, every: bool) -> tuple[list[str], int]:
+def shards_to_index(
+    instance: DagsterInstance, data_dir: str, every: bool
+) -> tuple[list[str], list[str], int]:
     """The registered shards whose indexed content is not their current one (all of them with
-    `every`), in key order, and how many shards are registered."""
+    `every`) in partition order, the registered shards whose input is gone, and how many
+    registered shards the corpus has."""
     current = {key: spec.content_hash for key, spec in load_manifest(data_dir).items()}
-    registered = sorted(set(instance.get_dynamic_partitions(shard_partitions.name)) & set(current))
+    partitions = instance.get_dynamic_partitions(shard_partitions.name)
+    registered = [key for key in partitions if key in current]
+    missing = [key for key in partitions if key not in current]
     if every:
-        return registered, len(registered)
+        return registered, missing, len(registered)
     recorded = indexed_hashes(instance, {key: current[key] for key in registered})
     pending = set(compare_shards(recorded, {key: current[key] for key in registered}).to_index)
-    return [key for key in registered if key in pending], len(registered)
+    return [key for key in registered if key in pending], missing, len(registered)
+
+
+def run_groups(partitions: list[str], keys: list[str], size: int) -> list[list[str]]:
+    """`keys` in groups of at most `size` for one run each, like a backfill's.
+
+    A run names its shards as a range of the registered partitions, in the order they were
+    registered, so a group is consecutive in that order: a shard left out (indexed already, or
+    its input gone) ends a group rather than being run inside its range.
+    """
+    wanted = set(keys)
+    groups: list[list[str]] = []
+    group: list[str] = []
+    for key in partitions:
+        if key in wanted and len(group) < size:
+            group.append(key)
+            continue
+        if group:
+            groups.append(group)
+        group = [key] if key in wanted else []
+    if group:
+        groups.append(group)
+    return groups
 
 
 def register(defs, instance: DagsterInstance) -> list[str]:
@@ -68,8 +97,15 @@ def register(defs, instance: DagsterInstance) -> list[str]:
     return result.output_for_node("register_corpus_shards")
 
 
-def index_corpus(every: bool = False, say: Callable[[str], None] = print) -> IndexSummary:
-    """Register the configured corpus, then index its shards that need it (all with `every`)."""
+def index_corpus(
+    every: bool = False, remove_missing: bool = False, say: Callable[[str], None] = print
+) -> IndexSummary:
+    """Register the configured corpus, then index its shards that need it (all with `every`).
+
+    Registered shards whose input is gone are kept, as the corpus sensor keeps them by default
+    (a folder missing for a moment must not empty the index); `remove_missing` deletes their
+    objects and partitions with the `remove_shards` job, as the sensor's "remove" mode does.
+    """
     from orchestration.definitions import build_resources, defs
     from orchestration.instance import prepare_instance
 
@@ -78,10 +114,23 @@ def index_corpus(every: bool = False, say: Callable[[str], None] = print) -> Ind
         keys = register(defs, instance)
         say(f"{len(keys)} shards registered")
         data_dir = build_resources(resolved=True)["corpus"].data_dir
-        pending, registered = shards_to_index(instance, data_dir, every)
+        pending, missing, registered = shards_to_index(instance, data_dir, every)
+        if missing and remove_missing:
+            remove(defs, instance, missing)
         summary = run_shards(defs, instance, pending, say)
     summary.shards = registered
+    summary.missing, summary.removed = missing, remove_missing
     return summary
+
+
+def remove(defs, instance: DagsterInstance, keys: list[str]) -> None:
+    """The remove_shards job, in process, over `keys`."""
+    config = {"ops": {"remove_shard_objects": {"config": {"shards": keys}}}}
+    defs.resolve_job_def("remove_shards").execute_in_process(
+        instance=instance,
+        run_config={**QUIET, **config},
+        tags={**process_tags(), TRIGGER_TAG: "command"},
+    )
 
 
 def run_shards(
@@ -96,9 +145,9 @@ def run_shards(
     for run_id in fail_dead_runs(instance, say):
         say(f"(run {run_id[:8]} was failed: its process had died)")
     job = defs.resolve_job_def("index_shards")
+    partitions = instance.get_dynamic_partitions(shard_partitions.name)
     started = time.perf_counter()
-    for first in range(0, len(keys), shards_per_run):
-        part = keys[first : first + shards_per_run]
+    for part in run_groups(partitions, keys, shards_per_run):
         tags = {
             ASSET_PARTITION_RANGE_START_TAG: part[0],
             ASSET_PARTITION_RANGE_END_TAG: part[-1],
@@ -146,8 +195,22 @@ def _progress(summary: IndexSummary, total: int, seconds: float, part: list[str]
 
 def describe(summary: IndexSummary) -> str:
     counts = ", ".join(f"{summary.totals.get(name, 0)} {name}" for name in _COUNTED)
+    missing = ""
+    if summary.missing:
+        named = f"{', '.join(summary.missing[:5])}{'...' if len(summary.missing) > 5 else ''}"
+        missing = (
+            f"\n{len(summary.missing)} registered shards have no input any more ({named}): "
+            + (
+                "their objects and partitions were deleted"
+                if summary.removed
+                else "kept; `weaviate-indexer index --remove-missing` deletes their objects"
+            )
+        )
     if not summary.to_index:
-        return f"all {summary.shards} shards are indexed at their current content; nothing to do"
+        return (
+            f"all {summary.shards} shards are indexed at their current content; nothing to do"
+            + missing
+        )
     line = (
         f"indexed {len(summary.indexed)}/{len(summary.to_index)} shards ({counts} written) "
         f"in {summary.seconds:.1f}s; {summary.shards - len(summary.to_index)} were already "
@@ -158,4 +221,4 @@ def describe(summary: IndexSummary) -> str:
             f"\nfailed shards: {', '.join(summary.failed[:10])}"
             f"{'...' if len(summary.failed) > 10 else ''}; run the command again to retry them"
         )
-    return line
+    return line + missing

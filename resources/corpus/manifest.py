@@ -66,12 +66,21 @@ def load_manifest(data_dir: str | Path) -> dict[str, ShardSpec]:
     return {item["key"]: ShardSpec(**item) for item in body["shards"]}
 
 
+class UnknownShardError(KeyError):
+    """A partition whose shard the last registration did not find: retrying cannot help."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 def shard_spec(data_dir: str | Path, key: str) -> ShardSpec:
     shards = load_manifest(data_dir)
     if key not in shards:
-        raise KeyError(
-            f"shard {key!r} is not in the manifest {manifest_path(data_dir)}: the corpus changed "
-            f"since it was registered; run the register_shards job again"
+        raise UnknownShardError(
+            f"shard {key!r} is not in the manifest {manifest_path(data_dir)}: its input is gone "
+            "or was cut into other shards since it was registered. Run register_shards if the "
+            "corpus changed; the remove_shards job (or `weaviate-indexer index "
+            "--remove-missing`) deletes shards whose input is gone"
         )
     return shards[key]
 

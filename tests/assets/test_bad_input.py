@@ -165,3 +165,16 @@ def test_strict_alone_in_run_config_keeps_the_corpus_settings_from_the_environme
     [failure] = [e for e in shard.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.step_failure_data.user_failure_data.description
     assert message.startswith("shard a-s00000 (strict mode): a.jsonl:line 2: malformed JSON")
+
+
+def test_a_partition_whose_input_is_gone_fails_once_saying_what_to_run(tmp_path):
+    resource, _, _ = _run(tmp_path, {"a.jsonl": (GOOD + "\n").encode()})
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(shard_partitions.name, ["gone-s00000"])
+    result = materialize([corpus_shard], partition_key="gone-s00000", instance=instance,
+                         resources={"corpus": resource}, raise_on_error=False)  # fmt: skip
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("shard 'gone-s00000' is not in the manifest ")
+    assert "its input is gone" in message and "remove_shards" in message
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]

@@ -7,12 +7,31 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus
+from dagster import DagsterInstance, DagsterRunStatus, Definitions
 from dagster._core.instance.ref import InstanceRef
+from weaviate.classes.aggregate import GroupByAggregate
 
+from assets.chunks import chunks
+from assets.corpus import corpus_shard
+from assets.embeddings import embeddings
+from assets.index import weaviate_index
+from assets.partitions import shard_partitions
 from assets.pools import GPU_POOL
+from orchestration.headless import (
+    describe,
+    register,
+    remove,
+    run_groups,
+    run_shards,
+    shards_to_index,
+)
+from orchestration.jobs import index_shards, register_shards
+from orchestration.removal import remove_shards
+from resources.corpus.resource import CorpusResource
 from resources.corpus.sample import SampleSpec, iter_documents
-from tests.conftest import assert_same_index
+from resources.embedding import EmbeddingResource
+from resources.weaviate import WeaviateResource
+from tests.conftest import assert_same_index, connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +100,81 @@ def test_index_is_killed_inside_an_embedding_and_finishes_when_run_again(
 
     nothing = _command(env, "index")
     assert "all 6 shards are indexed at their current content; nothing to do" in nothing.stdout
+
+
+def test_runs_are_consecutive_partitions_of_the_shards_to_run():
+    # Registration order, not key order: a file added later registers its shards last.
+    partitions = ["b-s0", "b-s1", "c-s0", "a-s0", "a-s1", "a-s2"]
+    to_run = ["b-s0", "b-s1", "a-s0", "a-s1", "a-s2"]
+    assert run_groups(partitions, to_run, 16) == [["b-s0", "b-s1"], ["a-s0", "a-s1", "a-s2"]]
+    assert run_groups(partitions, to_run, 2) == [["b-s0", "b-s1"], ["a-s0", "a-s1"], ["a-s2"]]
+    assert run_groups(partitions, [], 2) == []
+
+
+def test_a_shard_whose_input_is_gone_is_skipped_kept_and_removed_on_request(
+    tmp_path, weaviate_server, two_collections
+):
+    folder = tmp_path / "corpus"
+    docs = list(iter_documents(SampleSpec(docs=32, seed=5, median_tokens=40, max_tokens=120)))
+    folder.mkdir()
+    for name, part in (("a.jsonl", docs[:16]), ("b.jsonl", docs[16:24]), ("c.jsonl", docs[24:])):
+        (folder / name).write_text("".join(json.dumps(d) + "\n" for d in part))
+    data_dir = str(tmp_path / "data")
+    collection = two_collections[0]
+    defs = Definitions(
+        assets=[corpus_shard, chunks, embeddings, weaviate_index],
+        jobs=[register_shards, index_shards, remove_shards],
+        resources={
+            "corpus": CorpusResource(corpus_path=str(folder), shard_size=8, data_dir=data_dir),
+            "embedder": EmbeddingResource(device="cpu", data_dir=data_dir),
+            "weaviate": WeaviateResource(
+                mode="custom",
+                url=f"http://127.0.0.1:{weaviate_server.http_port}",
+                grpc_port=weaviate_server.grpc_port,
+                collection=collection,
+                data_dir=data_dir,
+            ),  # fmt: skip
+        },
+    )
+    instance = DagsterInstance.ephemeral()
+    register(defs, instance)
+    pending, missing, registered = shards_to_index(instance, data_dir, every=False)
+    assert (pending, missing, registered) == (
+        ["a-s00000", "a-s00001", "b-s00000", "c-s00000"],
+        [],
+        4,
+    )
+    assert run_shards(defs, instance, pending, say=lambda line: None).ok
+
+    # b's file goes; a's second shard and c's shard change. The two shards to run lie on both
+    # sides of b's partition, which no run may cover: its shard is no longer in the manifest.
+    (folder / "b.jsonl").unlink()
+    docs[8]["text"] += " Changed."
+    docs[24]["text"] += " Changed."
+    for name, part in (("a.jsonl", docs[:16]), ("c.jsonl", docs[24:])):
+        (folder / name).write_text("".join(json.dumps(d) + "\n" for d in part))
+    register(defs, instance)
+    pending, missing, registered = shards_to_index(instance, data_dir, every=False)
+    assert (pending, missing, registered) == (["a-s00001", "c-s00000"], ["b-s00000"], 3)
+    summary = run_shards(defs, instance, pending, say=lambda line: None)
+    assert summary.ok and summary.indexed == ["a-s00001", "c-s00000"]
+    summary.shards, summary.missing = registered, missing
+    assert "1 registered shards have no input any more (b-s00000): kept" in describe(summary)
+
+    with connect(weaviate_server) as client:
+        chunks_of = _chunk_counts(client.collections.get(collection))
+    assert set(chunks_of) == {"a-s00000", "a-s00001", "b-s00000", "c-s00000"}  # b's are kept
+
+    remove(defs, instance, missing)
+    with connect(weaviate_server) as client:
+        assert _chunk_counts(client.collections.get(collection)) == {
+            key: count for key, count in chunks_of.items() if key != "b-s00000"
+        }
+    assert instance.get_dynamic_partitions(shard_partitions.name) == [
+        "a-s00000", "a-s00001", "c-s00000",
+    ]  # fmt: skip
+
+
+def _chunk_counts(collection) -> dict[str, int]:
+    counts = collection.aggregate.over_all(group_by=GroupByAggregate(prop="shard"))
+    return {group.grouped_by.value: group.total_count for group in counts.groups}
