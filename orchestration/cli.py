@@ -51,6 +51,30 @@ def _weaviate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster(args: argparse.Namespace) -> int:
+    """A local cluster of real nodes, to try replication and node loss on one machine."""
+    from resources import settings
+    from resources.weaviate.cluster import LocalCluster
+    from resources.weaviate.server import ServerError
+
+    root = Path(settings.data_dir()) / "weaviate-cluster"
+    cluster = LocalCluster.at(root, args.nodes, args.first_port)
+    try:
+        if args.action == "start":
+            started = cluster.start()
+            print(f"{cluster.describe()}: {len(started)} node(s) started, all healthy")
+            print("to index into it, replicated on every node:")
+            print("  " + " ".join(f"{k}={v}" for k, v in cluster.environment().items()))
+        elif args.action == "stop":
+            print(f"stopped: {', '.join(cluster.stop()) or 'none was running'}")
+        else:
+            print(cluster.status())
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _instance(args: argparse.Namespace) -> int:
     from orchestration.instance import GPU_POOL, gpu_pool_slots, prepare_instance
 
@@ -133,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install", "start", "stop", "status"],
                    help="install: build (or download) the pinned server binary once")  # fmt: skip
     p.set_defaults(func=_weaviate)
+
+    p = sub.add_parser("weaviate-cluster", help="a local Weaviate cluster of N nodes")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--first-port", type=int, default=18100,
+                   help="node k's ports start at first-port + 10*(k-1)")  # fmt: skip
+    p.set_defaults(func=_cluster)
 
     p = sub.add_parser("instance", help="prepare DAGSTER_HOME: settings, one GPU-pool slot per GPU")
     p.add_argument("--replace-settings", action="store_true",

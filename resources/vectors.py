@@ -69,7 +69,6 @@ def current_header(path: Path, content_hash: str, model: Mapping) -> dict | None
     return header if stored == wanted else None
 
 
-
 def read_vectors(path: Path) -> VectorFile:
     table = pq.read_table(path)
     header = read_header(path) or {}

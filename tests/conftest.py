@@ -3,7 +3,9 @@
 `weaviate_server` is the pinned Weaviate binary (built once per machine into the cache, see
 `resources/weaviate/server.py`) run on free loopback ports with its data in the session's
 temporary folder. Tests that restart or kill a server start one of their own with
-`start_server`.
+`start_server`. `weaviate_cluster` is three such nodes forming one cluster
+(`resources/weaviate/cluster.py`), started once, with every node running at each test's start
+and end.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pytest
 import weaviate
 from weaviate.classes.init import Auth
 
+from resources.weaviate.cluster import LocalCluster
 from resources.weaviate.server import LocalServer
 
 
@@ -77,6 +80,22 @@ def weaviate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def _session_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster.on_free_ports(tmp_path_factory.mktemp("weaviate-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def weaviate_cluster(_session_cluster: LocalCluster) -> Iterator[LocalCluster]:
+    """Three nodes, all running and healthy; nodes a test kills are started again after it."""
+    _session_cluster.start()
+    yield _session_cluster
+    _session_cluster.start()
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ class ConnectionSettings:
     managed_grpc_port: int = 50050
     managed_cluster_port: int = 7110
     async_indexing: bool = False
-    timeout_seconds: float = 120.0
+    batch_timeout_seconds: float = 30.0
 
     def managed_server(self) -> LocalServer:
         """The managed server of this data directory (its data under `<data_dir>/weaviate`)."""
@@ -97,8 +97,13 @@ def resolve(settings: ConnectionSettings) -> Target:
 
 
 def _additional_config(settings: ConnectionSettings) -> AdditionalConfig:
-    t = settings.timeout_seconds
-    return AdditionalConfig(timeout=Timeout(init=30, query=t, insert=t))
+    """Queries (deletes over a whole shard among them) get two minutes. A batch write gets
+    `batch_timeout_seconds`: when a cluster loses its Raft leader, a write in flight waits
+    until its deadline (Weaviate 1.37; BENCHMARKS.md, "A three-node cluster"), and its retry
+    then succeeds at once, so the deadline is how long the ingest pauses."""
+    return AdditionalConfig(
+        timeout=Timeout(init=30, query=120, insert=settings.batch_timeout_seconds)
+    )
 
 
 def _connect(target: Target) -> weaviate.WeaviateClient:

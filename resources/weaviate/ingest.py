@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -46,10 +47,12 @@ ERRORS_SHOWN = 5
 # Per-object errors from a batch that the server did not finish for reasons of its own.
 # "resolve node name": a node that just restarted answers before its shards are loaded and
 # routes writes to a node it cannot find yet (seen on Weaviate 1.37 right after a restart); in
-# a cluster, the owner of a shard is down.
+# a cluster, the owner of a shard is down. "rst_stream": a request cut off by the server while
+# a replica it waited on died (HTTP/2 RST_STREAM, CANCEL), seen on a three-node Weaviate 1.37
+# cluster when a node was killed; most of such a batch was stored, and a retry overwrites it.
 _TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
                       "temporarily", "try again", "shutting down", "cancelled", "socket closed",
-                      "broken pipe", "resolve node name")  # fmt: skip
+                      "broken pipe", "resolve node name", "rst_stream")  # fmt: skip
 _TOO_LARGE_MARKERS = ("larger than max", "message too large", "resource_exhausted")
 _GAVE_UP = "still failing after"
 _FRAMING_BYTES = 6  # a repeated field's tag and length prefix around each object in the request
@@ -122,9 +125,14 @@ class IngestReport:
         return self.attempted - len(self.failed)
 
     @property
+    def gave_up(self) -> list[FailedObject]:
+        """Objects whose failures were transient but outlasted their retries."""
+        return [f for f in self.failed if f.message.startswith(_GAVE_UP)]
+
+    @property
     def transient_only(self) -> bool:
         """True when every failure was a transient one that outlasted its retries."""
-        return all(f.message.startswith(_GAVE_UP) for f in self.failed)
+        return len(self.gave_up) == len(self.failed)
 
     @property
     def objects_per_second(self) -> float:
@@ -392,6 +400,31 @@ def shard_is_current(
     return int(result.total_count or 0) == expected
 
 
+def cluster_diagnosis(client: weaviate.WeaviateClient, consistency: str | None) -> str:
+    """Why writes are timing out, from the cluster's own view: a line naming the nodes that are
+    down and what writes at `consistency` wait for, or nothing when every node is healthy.
+
+    Weaviate 1.37 answers a node-status request with an error naming the first node it cannot
+    reach, so a cluster that lost nodes is recognized from that error as well.
+    """
+    try:
+        nodes = client.cluster.nodes()
+        down = sorted(node.name for node in nodes if node.status != "HEALTHY")
+        of = f" of {len(nodes)}"
+    except WeaviateBaseError as exc:
+        down = sorted(set(re.findall(r"node: ([\w.-]+): ", str(exc))))
+        of = " (and perhaps others)"
+    if not down:
+        return ""
+    level = (consistency or "QUORUM").upper()
+    return (
+        f"Weaviate cluster: {', '.join(down)}{of} cannot be reached. Writes at {level} wait "
+        "for enough copies of a shard and for a leader that a majority of the nodes elect, so "
+        "they time out while too few nodes run: restart them (or wait for them), then re-run "
+        "the failed partitions; objects already written are overwritten, not duplicated"
+    )
+
+
 def server_message_limit(client: weaviate.WeaviateClient) -> int | None:
     limit = client.get_meta().get("grpcMaxMessageSize")
     return int(limit) if limit else None
@@ -419,9 +452,13 @@ def ingest_shard(
     report = IngestReport(shard)
     started = time.perf_counter()
     write_objects(collection, report, objects, policy)
-    if report.failed and not allow_rejects:
+    # Objects that only outlasted their retries are not refused: they fail the step, to be
+    # retried, even where refused objects are set aside.
+    if report.failed and (not allow_rejects or report.gave_up):
         report.seconds = time.perf_counter() - started
-        raise IngestError(report.failure_summary(), report)
+        diagnosis = cluster_diagnosis(client, policy.consistency) if report.gave_up else ""
+        summary = report.failure_summary()
+        raise IngestError(f"{diagnosis}\n{summary}" if diagnosis else summary, report)
     # The calls after the batches meet the same servers, so they retry as batches do.
     report.stale_deleted = retried(
         policy,

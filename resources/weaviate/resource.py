@@ -38,6 +38,11 @@ class WeaviateResource(ConfigurableResource):
     retry_seconds: float = Field(
         default=120.0, description="how long a batch is retried on transient failures"
     )
+    batch_timeout_seconds: int = Field(
+        default=30,
+        description="how long one ingest request may take before it is retried; a cluster "
+        "that loses its Raft leader holds the writes in flight until then",
+    )
     hnsw_ef_construction: int = Field(
         default=128, description="HNSW build-time search width of a new collection"
     )
@@ -51,6 +56,11 @@ class WeaviateResource(ConfigurableResource):
     shards: int = Field(default=1, description="shards of a new collection")
     replication_factor: int = Field(
         default=1, description="nodes that keep a copy of each shard of a new collection"
+    )
+    replica_sync_seconds: int = Field(
+        default=5,
+        description="with several copies, how often replicas compare and repair each other "
+        "(asynchronous replication), so a node that was down catches up",
     )
     consistency: str | None = Field(
         default=None,
@@ -80,6 +90,7 @@ class WeaviateResource(ConfigurableResource):
             managed_grpc_port=self.managed_grpc_port,
             managed_cluster_port=self.managed_cluster_port,
             async_indexing=self.async_indexing,
+            batch_timeout_seconds=self.batch_timeout_seconds,
         )
 
     def layout(self) -> IndexLayout:
@@ -89,6 +100,7 @@ class WeaviateResource(ConfigurableResource):
             compression=self.compression,
             shards=self.shards,
             replication_factor=self.replication_factor,
+            replica_sync_seconds=self.replica_sync_seconds,
         )
 
     def ingest_policy(self) -> IngestPolicy:

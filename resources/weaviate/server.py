@@ -150,6 +150,11 @@ class LocalServer:
 
     The cluster ports (gossip, data, Raft, Raft RPC) are `cluster_port` to `cluster_port + 3`;
     Weaviate's localhost mode takes a node's RPC port as its Raft port + 1.
+
+    Alone, the node is a one-node cluster. As a member of a cluster (`cluster.py`), `members`
+    names every node of it with its cluster port: the node joins the others' gossip
+    (CLUSTER_JOIN lists them all, so any node can restart alone) and Raft (RAFT_JOIN lists
+    every voter with its own Raft port, which localhost mode cannot derive).
     """
 
     root: Path
@@ -159,6 +164,8 @@ class LocalServer:
     api_key: str | None = field(default=None, repr=False)
     version: str = WEAVIATE_VERSION
     extra_env: tuple[tuple[str, str], ...] = ()
+    node: str = NODE_NAME
+    members: tuple[tuple[str, int], ...] = ()  # (node name, cluster port) of every member
 
     @classmethod
     def on_free_ports(
@@ -166,7 +173,7 @@ class LocalServer:
     ) -> LocalServer:
         """A server on ports free now (HTTP, gRPC and the four cluster ports in one block), for
         tests and benchmarks that run beside other servers."""
-        first = _free_port_block(6)
+        first = free_port_block(6)
         return cls(root=root, http_port=first, grpc_port=first + 1, cluster_port=first + 2,
                    api_key=api_key, extra_env=extra_env)  # fmt: skip
 
@@ -179,28 +186,36 @@ class LocalServer:
         return self.root / "server.json"
 
     def describe(self) -> str:
-        return f"managed Weaviate {self.version} on 127.0.0.1:{self.http_port} (data {self.root})"
+        node = f" node {self.node}" if self.members else ""
+        return (
+            f"managed Weaviate {self.version}{node} on 127.0.0.1:{self.http_port} "
+            f"(data {self.root})"
+        )
 
     def environment(self) -> dict[str, str]:
         gossip, data, raft, raft_rpc = (self.cluster_port + i for i in range(4))
+        members = self.members or ((self.node, self.cluster_port),)
         env = {
             "PERSISTENCE_DATA_PATH": str(self.root / "data"),
             "GRPC_PORT": str(self.grpc_port),
-            "CLUSTER_HOSTNAME": NODE_NAME,
+            "CLUSTER_HOSTNAME": self.node,
             "CLUSTER_IN_LOCALHOST": "true",
             "CLUSTER_BIND_ADDR": "127.0.0.1",
             "CLUSTER_GOSSIP_BIND_PORT": str(gossip),
             "CLUSTER_DATA_BIND_PORT": str(data),
             "RAFT_PORT": str(raft),
             "RAFT_INTERNAL_RPC_PORT": str(raft_rpc),
-            "RAFT_BOOTSTRAP_EXPECT": "1",
-            "RAFT_JOIN": f"{NODE_NAME}:{raft}",
+            "RAFT_BOOTSTRAP_EXPECT": str(len(members)),
+            "RAFT_JOIN": ",".join(f"{name}:{port + 2}" for name, port in members),
             "DISABLE_TELEMETRY": "true",
             "GO_PROFILING_DISABLE": "true",
             "DEFAULT_VECTORIZER_MODULE": "none",
             "ENABLE_MODULES": "",
             "LOG_FORMAT": "text",
         }
+        others = [f"127.0.0.1:{port}" for name, port in members if name != self.node]
+        if others:
+            env["CLUSTER_JOIN"] = ",".join(others)
         if self.api_key:
             env |= {
                 "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
@@ -239,25 +254,34 @@ class LocalServer:
         if self.ready():
             return False
         binary = install_binary(self.version, progress)
-        self.root.mkdir(parents=True, exist_ok=True)
         # Runs of a backfill start together: the lock lets one of them start the server.
-        with _locked(self.root / "start.lock"):
-            started = False
-            if not self.ready() and self.pid() is None:
-                busy = _busy_ports((self.http_port, self.grpc_port), wait_seconds=10.0)
-                if busy:
-                    raise ServerError(
-                        f"cannot start {self.describe()}: port {busy[0]} is taken by another "
-                        "program; choose other ports or stop it"
-                    )
-                self._spawn(binary)
-                started = True
-            self._wait_ready(wait_seconds)
+        with self._start_lock():
+            started = self.launch(binary)
+            self.wait_ready(wait_seconds)
         return started
+
+    def _start_lock(self) -> contextlib.AbstractContextManager[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return _locked(self.root / "start.lock")
+
+    def launch(self, binary: Path) -> bool:
+        """Start the process unless this node runs already, without waiting for it to be ready
+        (a cluster's nodes are ready only once enough of them run); True when it started it."""
+        if self.ready() or self.pid() is not None:
+            return False
+        busy = _busy_ports((self.http_port, self.grpc_port), wait_seconds=10.0)
+        if busy:
+            raise ServerError(
+                f"cannot start {self.describe()}: port {busy[0]} is taken by another "
+                "program; choose other ports or stop it"
+            )
+        self._spawn(binary)
+        return True
 
     def _spawn(self, binary: Path) -> None:
         """Start the server detached: a shell starts it in the background and exits, so the
         server is nobody's child here and outlives this process without a zombie or a warning."""
+        self.root.mkdir(parents=True, exist_ok=True)
         command = [str(binary), "--host", "127.0.0.1", "--port", str(self.http_port),
                    "--scheme", "http", "--read-timeout=600s", "--write-timeout=600s"]  # fmt: skip
         log = shlex.quote(str(self.log_file))
@@ -270,7 +294,7 @@ class LocalServer:
                                               "http_port": self.http_port,
                                               "grpc_port": self.grpc_port}))  # fmt: skip
 
-    def _wait_ready(self, wait_seconds: float) -> None:
+    def wait_ready(self, wait_seconds: float = READY_SECONDS) -> None:
         deadline = time.monotonic() + wait_seconds
         failure = f"did not become ready within {wait_seconds:.0f}s"
         while time.monotonic() < deadline:
@@ -321,7 +345,7 @@ class LocalServer:
         return f"stopped: {self.describe()}"
 
 
-def _free_port_block(count: int) -> int:
+def free_port_block(count: int) -> int:
     """The first of `count` consecutive ports that are free on loopback now."""
     for _ in range(200):
         with socket.socket() as probe:

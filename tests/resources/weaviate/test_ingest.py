@@ -237,6 +237,18 @@ def test_a_persistent_server_failure_fails_the_shard_with_the_reason(client):
     assert count_shard(client.collections.get(client.test_collection), "s1") == 0
 
 
+def test_with_quarantine_objects_that_only_timed_out_still_fail_the_shard(client):
+    """A busy or leaderless cluster is no reason to set objects aside: the step fails, to be
+    retried, and nothing goes to the rejects."""
+    GrpcFaults().install(client).fail_next_batches(10_000, grpc.StatusCode.DEADLINE_EXCEEDED)
+    policy = IngestPolicy(max_objects=50, retry_seconds=0.2, first_backoff_seconds=0.1)
+    with pytest.raises(IngestError) as caught:
+        ingest_shard(client, client.test_collection, "s1", "v1", _objects(10), expected=10,
+                     policy=policy, allow_rejects=True)  # fmt: skip
+    assert caught.value.report.transient_only and len(caught.value.report.gave_up) == 10
+    assert str(caught.value).startswith("10 of 10 objects of shard s1 were not written")
+
+
 def test_a_batch_the_server_finds_too_large_is_split_until_it_fits(client):
     faults = GrpcFaults().install(client)
     faults.max_objects = 30

@@ -126,6 +126,17 @@ def test_transient_failures_are_retried_until_written():
     assert sender.retries == 2
 
 
+def test_a_request_cut_off_when_a_cluster_node_dies_is_retried():
+    # What a three-node cluster answered to a batch in flight when a node was SIGKILLed.
+    cut = WeaviateBatchError(
+        "Query call with protocol GRPC batch failed with message Received RST_STREAM with "
+        "error code 8."
+    )
+    server = _FlakyServer([cut, {}])
+    assert _sender(server).send([_prepared(0), _prepared(1)]) == []
+    assert len(server.calls) == 2
+
+
 def test_permanent_errors_are_reported_per_object_and_not_retried():
     server = _FlakyServer([{0: "invalid text property 'year'"}])
     failed = _sender(server).send([_prepared(0), _prepared(1)])
