@@ -5,6 +5,8 @@ collection the alias points at is visible in what a search returns.
 """
 
 import json
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +16,14 @@ import weaviate
 from dagster import DagsterInstance
 from weaviate.classes.data import DataObject
 
+from assets import stages
 from orchestration.reindex import reindex
 from resources.corpus.manifest import register_corpus
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource
 from resources.weaviate.aliases import alias_target, point_alias
-from resources.weaviate.schema import ensure_collection
+from resources.weaviate.schema import IndexLayout, ensure_collection
 from tests.conftest import connect
 
 MARKER = "in-the-old-collection"
@@ -32,19 +35,28 @@ def client(weaviate_server) -> Iterator[weaviate.WeaviateClient]:
         yield c
 
 
-@pytest.fixture
-def alias(client: weaviate.WeaviateClient) -> Iterator[str]:
-    """A live index: the alias on a collection holding one marker object."""
+def live_index(client: weaviate.WeaviateClient, layout: IndexLayout | None = None) -> str:
+    """An alias on a collection holding one marker object; the alias's name."""
     name = f"Index_{uuid.uuid4().hex[:8]}"
-    ensure_collection(client, f"{name}_old")
+    ensure_collection(client, f"{name}_old", layout)
     client.collections.get(f"{name}_old").data.insert_many(
         [DataObject({"doc_id": MARKER, "shard": "old"}, vector={"default": [1.0] * 384})]
     )
     client.alias.create(alias_name=name, target_collection=f"{name}_old")
-    yield name
+    return name
+
+
+def drop_index(client: weaviate.WeaviateClient, name: str) -> None:
     client.alias.delete(alias_name=name)
     for collection in (f"{name}_old", f"{name}_new"):
         client.collections.delete(collection)
+
+
+@pytest.fixture
+def alias(client: weaviate.WeaviateClient) -> Iterator[str]:
+    name = live_index(client)
+    yield name
+    drop_index(client, name)
 
 
 def write_corpus(folder: Path, broken: bool = False) -> None:
@@ -56,7 +68,7 @@ def write_corpus(folder: Path, broken: bool = False) -> None:
     (folder / "b.jsonl").write_text('{"id": "b0", "text": "a meadow"}\n' + second + "\n")
 
 
-def run_reindex(tmp_path: Path, server, alias: str, broken: bool = False):
+def run_reindex(tmp_path: Path, server, alias: str, broken: bool = False, replicas: int = 1):
     data_dir = str(tmp_path / "data")
     corpus = CorpusResource(
         corpus_path=str(tmp_path / "corpus"), shard_size=2, data_dir=data_dir, strict=True
@@ -73,6 +85,7 @@ def run_reindex(tmp_path: Path, server, alias: str, broken: bool = False):
             collection=alias,
             data_dir=data_dir,
             retry_seconds=1.0,
+            replication_factor=replicas,
         ),
     }
     return reindex.execute_in_process(
@@ -112,6 +125,65 @@ def test_a_failure_mid_way_leaves_the_alias_on_the_old_collection(
     assert alias_target(client, alias) == f"{alias}_old"
     assert doc_ids(client, alias) == {MARKER}, "searches still see only the old index"
     assert doc_ids(client, f"{alias}_new") == {"a0", "a1", "a2", "a3"}, "the rest is written"
+
+
+def test_on_a_cluster_searches_through_the_alias_never_meet_a_half_built_collection(
+    tmp_path, weaviate_cluster, monkeypatch
+) -> None:
+    """Nodes 2 and 3 answer searches through the alias while the job writes through node 1:
+    after each shard the new collection holds (one search per shard, made then), and all along
+    (a loop on another thread)."""
+    writer, reader, looper = weaviate_cluster.nodes
+    full = {"a0", "a1", "a2", "a3", "b0", "b1"}
+    with connect(writer) as client:
+        name = live_index(client, IndexLayout(replication_factor=3))
+
+    def search(node) -> set[str]:
+        with connect(node) as client:
+            hits = client.collections.get(name).query.near_vector([1.0] * 384, limit=10)
+            return {str(o.properties["doc_id"]) for o in hits.objects}
+
+    after_shard: list[set[str]] = []
+    index_shard = stages.index
+
+    def index_then_search(*args, **kwargs):
+        metadata = index_shard(*args, **kwargs)
+        after_shard.append(search(reader))
+        return metadata
+
+    monkeypatch.setattr(stages, "index", index_then_search)
+    looped: list[set[str]] = []
+    done = threading.Event()
+
+    def loop() -> None:
+        while not done.is_set():
+            looped.append(search(looper))
+
+    thread = threading.Thread(target=loop)
+    thread.start()
+    try:
+        result = run_reindex(tmp_path, writer, name, replicas=3)
+    finally:
+        done.set()
+        thread.join()
+    try:
+        assert result.success
+        assert after_shard == [{MARKER}] * 3, "mid-job searches answer from the old collection"
+        assert looped and all(hits in ({MARKER}, full) for hits in looped)
+        assert wait_for(lambda: search(reader) == full and search(looper) == full, 30)
+    finally:
+        with connect(writer) as client:
+            drop_index(client, name)
+
+
+def wait_for(condition, seconds: float) -> bool:
+    """The switch reaches the other nodes through Raft, a moment after the job ends."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def test_an_index_from_before_aliases_is_replaced_by_the_alias(client) -> None:
