@@ -10,6 +10,7 @@ from assets.corpus import corpus_shard
 from assets.shards import CPU_STAGE_NICENESS, for_each_shard, shard_asset
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
+from resources.processes import usable_cpus
 
 
 def _chunk_processes() -> int:
@@ -18,8 +19,7 @@ def _chunk_processes() -> int:
     On 16 CPUs, 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and
     1.3x when 8 runs chunk at once (BENCHMARKS.md, "The chunks step").
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cpus or 1) // 4)
+    return max(1, usable_cpus() // 4)
 
 
 # Worker processes a chunks step cuts its shards in (CHUNK_PROCESSES; 1 cuts them in the step's

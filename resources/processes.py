@@ -1,7 +1,9 @@
-"""Whether a process still runs, read from /proc where there is one.
+"""Processes: whether one still runs (read from /proc where there is one), and the CPUs this
+one may use.
 
-Shared by the managed Weaviate server (is the server of a pid file still up?) and the run
-liveness check (is the process that ran a Dagster run still there?).
+Shared by the managed Weaviate server (is the server of a pid file still up? how many shards
+suit its CPUs?), the run liveness check (is the process that ran a Dagster run still there?),
+the chunking and the embedding engine (how many workers?).
 """
 
 from __future__ import annotations
@@ -9,6 +11,13 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on: its affinity (a device worker's share), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def process_alive(pid: int) -> bool:

@@ -65,6 +65,7 @@ from resources.embedding.tokenization import (
     tokenize,
     window_sizes,
 )
+from resources.processes import usable_cpus
 
 logger = logging.getLogger(__name__)
 
@@ -120,13 +121,6 @@ def model_identity(config: EngineConfig, device: torch.device) -> dict[str, str 
         "max_length": config.max_length or read_max_length(path),
         "dim": read_dimension(path),
     }
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on: its affinity (a device worker's share), not the machine's."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def _on_device(method):

@@ -70,9 +70,9 @@ class IndexLayout:
     HNSW's `ef_construction` and `max_connections` trade import speed and memory for recall;
     `compression` quantizes the vectors the index keeps in memory (rotational, binary, product
     or scalar quantization; the full vectors stay on disk for rescoring); `shards` spreads the
-    collection over that many shards (on several nodes, over the nodes); `replication_factor`
-    keeps each shard on that many nodes. Defaults are Weaviate's own HNSW settings,
-    uncompressed, one shard, one copy.
+    collection over that many shards (on several nodes, over the nodes; None: Weaviate's own
+    default, a shard per node); `replication_factor` keeps each shard on that many nodes.
+    Defaults are Weaviate's own HNSW settings, uncompressed, its own sharding, one copy.
 
     With several copies, a node that was down comes back without the writes it missed, and
     Weaviate repairs it only when a read at ALL meets the object, unless asynchronous
@@ -86,7 +86,7 @@ class IndexLayout:
     ef_construction: int = 128
     max_connections: int = 32
     compression: str = "none"
-    shards: int = 1
+    shards: int | None = None
     replication_factor: int = 1
     replica_sync_seconds: float = 5.0
 
@@ -133,7 +133,7 @@ def ensure_collection(
         vector_config=Configure.Vectors.self_provided(
             name=VECTOR_NAME, vector_index_config=layout.vector_index()
         ),
-        sharding_config=Configure.sharding(desired_count=layout.shards),
+        sharding_config=Configure.sharding(desired_count=layout.shards) if layout.shards else None,
         replication_config=layout.replication(),
     )
 

@@ -59,3 +59,15 @@ def test_writes_at_a_consistency_level_land_on_a_single_node(weaviate_server):
             assert client.collections.get(name).config.get().replication_config.factor == 1
         finally:
             client.collections.delete(name)
+
+
+def test_by_default_the_managed_server_gets_a_shard_per_cpu_and_another_server_its_own_default(
+    monkeypatch,
+):
+    monkeypatch.setattr("resources.weaviate.resource.usable_cpus", lambda: 24)
+    assert WeaviateResource(mode="managed").layout().shards == 16
+    monkeypatch.setattr("resources.weaviate.resource.usable_cpus", lambda: 2)
+    assert WeaviateResource(mode="managed").layout().shards == 2
+    elsewhere = WeaviateResource(mode="custom", url="http://weaviate.internal:8080")
+    assert elsewhere.layout().shards is None  # Weaviate's default: a shard per node
+    assert WeaviateResource(mode="managed", shards=4).layout().shards == 4
