@@ -126,7 +126,6 @@ KILLS = [
     # the uninterrupted B backfill records. A moment in seconds would depend on the machine's
     # speed and load, and land after the end on a machine that ran the killed run faster.
     {"point": "random", "seed": 1, "window": [0.1, 0.6]},
-    {"point": "random", "seed": 2, "window": [0.1, 0.6]},
 ]
 
 
