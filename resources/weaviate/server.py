@@ -44,6 +44,9 @@ CACHE_DIR = Path(
     os.environ.get("WEAVIATE_INDEXER_CACHE") or Path.home() / ".cache/weaviate-indexer"
 )
 READY_SECONDS = 180.0  # a first start on a busy 2-core machine replays no log and takes seconds
+# How long a port may stay taken by a server that is just exiting (a stop or a kill a moment
+# ago) before it counts as another program's.
+PORT_RELEASE_SECONDS = 10.0
 NODE_NAME = "node1"  # Raft stores it: it must not change between starts of one data directory
 
 Progress = Callable[[str], None]
@@ -216,6 +219,11 @@ class LocalServer:
         others = [f"127.0.0.1:{port}" for name, port in members if name != self.node]
         if others:
             env["CLUSTER_JOIN"] = ",".join(others)
+        else:
+            # A lone node elects itself once Raft's heartbeat timeout passes; Weaviate multiplies
+            # its timeouts by 5 against elections among busy peers, which a lone node has none
+            # of, and a start then took 6 to 10 s on 2 cores instead of about 2.
+            env["RAFT_TIMEOUTS_MULTIPLIER"] = "1"
         if self.api_key:
             env |= {
                 "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
@@ -269,7 +277,7 @@ class LocalServer:
         (a cluster's nodes are ready only once enough of them run); True when it started it."""
         if self.ready() or self.pid() is not None:
             return False
-        busy = _busy_ports((self.http_port, self.grpc_port), wait_seconds=10.0)
+        busy = _busy_ports((self.http_port, self.grpc_port), PORT_RELEASE_SECONDS)
         if busy:
             raise ServerError(
                 f"cannot start {self.describe()}: port {busy[0]} is taken by another "

@@ -140,7 +140,8 @@ def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
     assert server.status() == f"stopped: {server.describe()}"
 
 
-def test_a_managed_server_that_cannot_start_is_a_connection_error(tmp_path: Path):
+def test_a_managed_server_that_cannot_start_is_a_connection_error(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("resources.weaviate.server.PORT_RELEASE_SECONDS", 0.5)
     first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
     settings = ConnectionSettings(mode="managed", data_dir=str(tmp_path), managed_port=first,
                                   managed_grpc_port=first + 1, managed_cluster_port=first + 2,

@@ -180,7 +180,8 @@ def test_the_server_keeps_its_data_across_stop_and_start(start_server: StartServ
 
 
 @pytest.mark.parametrize("port", ["http_port", "grpc_port"])
-def test_a_port_taken_by_another_program_is_named(tmp_path: Path, port: str) -> None:
+def test_a_port_taken_by_another_program_is_named(tmp_path: Path, port: str, monkeypatch) -> None:
+    monkeypatch.setattr("resources.weaviate.server.PORT_RELEASE_SECONDS", 0.5)
     server = server_settings(tmp_path)
     taken = getattr(server, port)
     with socket.socket() as other_program:
