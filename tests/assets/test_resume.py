@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from weaviate.classes.data import DataObject
 
 from resources.corpus.sample import SampleSpec, iter_documents
 from tests.assets.backfill_driver import backfill, instance_at
@@ -73,15 +74,19 @@ def collection(weaviate_server) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, weaviate_server):
-    """Version A indexed (kept as a template), then B indexed without interruption."""
+    """Version A indexed (its stage files, schema and objects kept as a template), then B
+    indexed without interruption."""
     root = tmp_path_factory.mktemp("resume")
     version_a, version_b = _versions(root)
     collection = f"Reference_{uuid.uuid4().hex[:6]}"
     data = root / "reference-data"
     backfill(_config(weaviate_server, version_a, data, root / "home-a", collection))
     shutil.copytree(data, root / "template-a")
+    with connect(weaviate_server) as client:
+        schema = client.collections.get(collection).config.get().to_dict()
+    index_a = (schema, snapshot(weaviate_server, collection))
     backfill(_config(weaviate_server, version_b, data, root / "home-b", collection))
-    yield {"root": root, "a": version_a, "b": version_b,
+    yield {"root": root, "a": version_a, "b": version_b, "index_a": index_a,
            "events": _events(root / "home-b"),
            "snapshot": snapshot(weaviate_server, collection)}  # fmt: skip
     with connect(weaviate_server) as client:
@@ -89,10 +94,18 @@ def reference(tmp_path_factory, weaviate_server):
 
 
 def _index_version_a(reference, server, tmp_path: Path, collection: str) -> Path:
-    """Version A in Weaviate; its vectors come from the template, so no GPU work is repeated."""
+    """Version A as its backfill left it: the stage files, and the collection's schema and
+    objects, copied from the template (the B backfill under test starts from there)."""
     data = tmp_path / "data"
     shutil.copytree(reference["root"] / "template-a", data)
-    backfill(_config(server, reference["a"], data, tmp_path / "home-a", collection))
+    schema, objects = reference["index_a"]
+    with connect(server) as client:
+        client.collections.create_from_dict({**schema, "class": collection})
+        copied = client.collections.get(collection).data.insert_many([
+            DataObject(properties, uuid=object_id, vector={"default": vector.tolist()})
+            for object_id, (properties, vector) in objects.items()
+        ])  # fmt: skip
+    assert not copied.errors
     return data
 
 

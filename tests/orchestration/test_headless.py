@@ -57,6 +57,23 @@ def _environment(root: Path, corpus: Path, server, collection: str) -> dict[str,
     return env
 
 
+def _definitions(corpus: Path, shard_size: int, data_dir: str, server, collection: str):
+    """The project's indexing definitions with resources of a test's own."""
+    return Definitions(
+        assets=[corpus_shard, chunks, embeddings, weaviate_index],
+        jobs=[register_shards, index_shards, remove_shards],
+        resources={
+            "corpus": CorpusResource(corpus_path=str(corpus), shard_size=shard_size,
+                                     data_dir=data_dir),
+            "embedder": EmbeddingResource(device="cpu", data_dir=data_dir),
+            "weaviate": WeaviateResource(
+                mode="custom", url=f"http://127.0.0.1:{server.http_port}",
+                grpc_port=server.grpc_port, collection=collection, data_dir=data_dir,
+            ),
+        },
+    )  # fmt: skip
+
+
 def _command(env, *args, kill=None) -> subprocess.CompletedProcess:
     module = ["-m", "orchestration.cli"]
     if kill is not None:
@@ -72,12 +89,13 @@ def test_index_is_killed_inside_an_embedding_and_finishes_when_run_again(
 ):
     corpus = _corpus(tmp_path / "corpus")
     reference, resumed = two_collections
-
-    whole = _command(_environment(tmp_path / "whole", corpus, weaviate_server, reference), "index")
-    assert whole.returncode == 0, whole.stdout + whole.stderr[-3000:]
-    assert "6 shards registered" in whole.stdout
-    assert "indexed 6/6 shards (48 documents" in whole.stdout
-    assert "ETA" in whole.stdout
+    # The uninterrupted reference, in this process: the runs the command makes.
+    defs = _definitions(corpus, 8, str(tmp_path / "whole"), weaviate_server, reference)
+    instance = DagsterInstance.ephemeral()
+    register(defs, instance)
+    keys = instance.get_dynamic_partitions(shard_partitions.name)
+    whole = run_shards(defs, instance, keys, say=lambda line: None, shards_per_run=2)
+    assert whole.ok and len(whole.indexed) == 6 and whole.totals["documents"] == 48
 
     env = _environment(tmp_path / "killed", corpus, weaviate_server, resumed)
     # Dies as the third shard's embedding starts: inside the second run, its GPU slot held.
@@ -121,21 +139,7 @@ def test_a_shard_whose_input_is_gone_is_skipped_kept_and_removed_on_request(
         (folder / name).write_text("".join(json.dumps(d) + "\n" for d in part))
     data_dir = str(tmp_path / "data")
     collection = two_collections[0]
-    defs = Definitions(
-        assets=[corpus_shard, chunks, embeddings, weaviate_index],
-        jobs=[register_shards, index_shards, remove_shards],
-        resources={
-            "corpus": CorpusResource(corpus_path=str(folder), shard_size=8, data_dir=data_dir),
-            "embedder": EmbeddingResource(device="cpu", data_dir=data_dir),
-            "weaviate": WeaviateResource(
-                mode="custom",
-                url=f"http://127.0.0.1:{weaviate_server.http_port}",
-                grpc_port=weaviate_server.grpc_port,
-                collection=collection,
-                data_dir=data_dir,
-            ),  # fmt: skip
-        },
-    )
+    defs = _definitions(folder, 8, data_dir, weaviate_server, collection)
     instance = DagsterInstance.ephemeral()
     register(defs, instance)
     pending, missing, registered = shards_to_index(instance, data_dir, every=False)
