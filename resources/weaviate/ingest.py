@@ -405,23 +405,24 @@ def cluster_diagnosis(client: weaviate.WeaviateClient, consistency: str | None) 
     down and what writes at `consistency` wait for, or nothing when every node is healthy.
 
     Weaviate 1.37 answers a node-status request with an error naming the first node it cannot
-    reach, so a cluster that lost nodes is recognized from that error as well.
+    reach, and once its gossip has dropped the dead nodes (about 40 s), with the nodes it still
+    knows: the line says which of the two it saw.
     """
     try:
         nodes = client.cluster.nodes()
-        down = sorted(node.name for node in nodes if node.status != "HEALTHY")
-        of = f" of {len(nodes)}"
+        sick = [f"{n.name} ({n.status})" for n in nodes if n.status != "HEALTHY"]
+        found = f"not healthy: {', '.join(sick)}; {len(nodes)} node(s) known"
     except WeaviateBaseError as exc:
-        down = sorted(set(re.findall(r"node: ([\w.-]+): ", str(exc))))
-        of = " (and perhaps others)"
-    if not down:
+        sick = sorted(set(re.findall(r"node: ([\w.-]+): ", str(exc))))
+        found = f"{', '.join(sick)} (and perhaps others) cannot be reached"
+    if not sick:
         return ""
     level = (consistency or "QUORUM").upper()
     return (
-        f"Weaviate cluster: {', '.join(down)}{of} cannot be reached. Writes at {level} wait "
-        "for enough copies of a shard and for a leader that a majority of the nodes elect, so "
-        "they time out while too few nodes run: restart them (or wait for them), then re-run "
-        "the failed partitions; objects already written are overwritten, not duplicated"
+        f"Weaviate cluster: {found}. Writes at {level} wait for enough copies of a shard and "
+        "for a leader that a majority of the nodes elect, so they time out while too few nodes "
+        "run: restart the nodes that are down (or wait for them), then re-run the failed "
+        "partitions; objects already written are overwritten, not duplicated"
     )
 
 
