@@ -27,27 +27,23 @@ def _sample_corpus(args: argparse.Namespace) -> int:
 
 def _weaviate(args: argparse.Namespace) -> int:
     """The managed local server, for `make ui` and anything else that wants it running."""
-    from resources.weaviate.server import ServerError, install_binary
+    from resources.weaviate.server import install_binary
 
-    try:
-        if args.action == "install":
-            print(f"Weaviate server binary: {install_binary()}")
-            return 0
-        from orchestration.resources import build_resources
+    if args.action == "install":
+        print(f"Weaviate server binary: {install_binary()}")
+        return 0
+    from orchestration.resources import build_resources
 
-        server = build_resources(resolved=True)["weaviate"].settings().managed_server()
-        if args.action == "start":
-            started = server.start()
-            print(f"{'started' if started else 'already running'}: {server.describe()}")
-            print(f"log: {server.log_file}")
-        elif args.action == "stop":
-            stopped = server.stop()
-            print(f"{'stopped' if stopped else 'not running'}: {server.describe()}")
-        else:
-            print(server.status())
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    server = build_resources(resolved=True)["weaviate"].settings().managed_server()
+    if args.action == "start":
+        started = server.start()
+        print(f"{'started' if started else 'already running'}: {server.describe()}")
+        print(f"log: {server.log_file}")
+    elif args.action == "stop":
+        stopped = server.stop()
+        print(f"{'stopped' if stopped else 'not running'}: {server.describe()}")
+    else:
+        print(server.status())
     return 0
 
 
@@ -55,23 +51,18 @@ def _cluster(args: argparse.Namespace) -> int:
     """A local cluster of real nodes, to try replication and node loss on one machine."""
     from resources import settings
     from resources.weaviate.cluster import LocalCluster
-    from resources.weaviate.server import ServerError
 
     root = Path(settings.data_dir()) / "weaviate-cluster"
     cluster = LocalCluster.at(root, args.nodes, args.first_port)
-    try:
-        if args.action == "start":
-            started = cluster.start()
-            print(f"{cluster.describe()}: {len(started)} node(s) started, all healthy")
-            print("to index into it, replicated on every node:")
-            print("  " + " ".join(f"{k}={v}" for k, v in cluster.environment().items()))
-        elif args.action == "stop":
-            print(f"stopped: {', '.join(cluster.stop()) or 'none was running'}")
-        else:
-            print(cluster.status())
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    if args.action == "start":
+        started = cluster.start()
+        print(f"{cluster.describe()}: {len(started)} node(s) started, all healthy")
+        print("to index into it, replicated on every node:")
+        print("  " + " ".join(f"{k}={v}" for k, v in cluster.environment().items()))
+    elif args.action == "stop":
+        print(f"stopped: {', '.join(cluster.stop()) or 'none was running'}")
+    else:
+        print(cluster.status())
     return 0
 
 
@@ -203,8 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from resources.weaviate.server import ServerError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ServerError as exc:  # says what to do: no trace
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

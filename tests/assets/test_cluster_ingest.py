@@ -131,12 +131,11 @@ def collection(_session_cluster: LocalCluster) -> Iterator[str]:
 
 
 class Batches:
-    """Counts the ingest's BatchObjects calls, times them, and runs a test's action before the
-    n-th one: a fault between two batches of a shard."""
+    """Counts the ingest's BatchObjects calls and runs a test's action before the n-th one: a
+    fault between two batches of a shard."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        self.seconds: list[float] = []
         self.actions: dict[int, Callable[[], object]] = {}
         real = ingest.grpc_batch_call
 
@@ -147,11 +146,7 @@ class Batches:
                 self.calls += 1
                 if self.calls in self.actions:
                     self.actions.pop(self.calls)()
-                started = time.monotonic()
-                try:
-                    return call(messages)
-                finally:
-                    self.seconds.append(time.monotonic() - started)
+                return call(messages)
 
             return send
 
