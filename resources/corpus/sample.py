@@ -17,6 +17,7 @@ import os
 import random
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,9 +233,12 @@ def write_sample_corpus(out_dir: str | Path, spec: SampleSpec, workers: int = 1)
     histogram: Counter[int] = Counter()
     documents = chunks = 0
     if workers > 1 and len(jobs) > 1:
-        context = multiprocessing.get_context("spawn")
-        with context.Pool(min(workers, len(jobs))) as pool:
-            results = list(pool.imap_unordered(_write_file, jobs))
+        # Workers end by being told, not killed: a `multiprocessing.Pool` leaving its `with`
+        # terminates them, and a worker killed while it holds the pool's queue lock hung the
+        # parent's join for ten minutes once, in the test suite on a busy machine.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=spawn) as pool:
+            results = list(pool.map(_write_file, jobs))
     else:
         results = [_write_file(job) for job in jobs]
     for count, file_chunks, lengths in results:
