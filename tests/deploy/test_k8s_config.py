@@ -88,7 +88,7 @@ def test_definitions_use_the_k8s_executor_and_the_gpu_tag_parses():
     spec = importlib.util.spec_from_file_location("definitions_k8s", K8S / "definitions_k8s.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    job = module.defs.get_implicit_global_asset_job_def()
+    job = module.defs.resolve_implicit_global_asset_job_def()
     assert job.executor_def.name == "k8s"
     # The embeddings step's pod, as the executor's per-step settings give it: one GPU.
     step = module.EXECUTOR_CONFIG["per_step_k8s_config"]["embeddings"]

@@ -5,10 +5,8 @@ import uuid
 
 from dagster import (
     AssetKey,
-    DagsterEventType,
     DagsterInstance,
     Definitions,
-    EventRecordsFilter,
 )
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -62,15 +60,11 @@ def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, weaviate
     assert result.success
 
     for asset in ("corpus_shard", "chunks", "embeddings", "weaviate_index"):
-        records = instance.get_event_records(
-            EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, AssetKey(asset))
-        )
+        records = instance.fetch_materializations(AssetKey(asset), limit=100).records
         partitions = sorted(r.event_log_entry.dagster_event.partition for r in records)
         assert partitions == keys, asset
     # Each shard's materialization holds its own numbers, not the run's totals.
-    records = instance.get_event_records(
-        EventRecordsFilter(DagsterEventType.ASSET_MATERIALIZATION, AssetKey("chunks"))
-    )
+    records = instance.fetch_materializations(AssetKey("chunks"), limit=100).records
     for record in records:
         metadata = record.event_log_entry.asset_materialization.metadata
         assert (metadata["documents"].value, metadata["shards_in_run"].value) == (3, 3)
