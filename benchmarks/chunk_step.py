@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -112,8 +113,10 @@ def main() -> None:
     shards = max(concurrent) * args.shards_per_run
 
     with tempfile.TemporaryDirectory() as data_dir:
-        with multiprocessing.get_context("spawn").Pool() as pool:
-            pool.map(_write_shard, [(data_dir, s, shards * SHARD_SIZE) for s in range(shards)])
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(mp_context=spawn) as pool:
+            jobs = [(data_dir, s, shards * SHARD_SIZE) for s in range(shards)]
+            list(pool.map(_write_shard, jobs))
         best: dict[tuple[int, int], float] = {}
         for _ in range(args.rounds):
             for runs in concurrent:
