@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from transformers import AttentionInterface, AutoModel
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers.utils import logging as hf_logging
 
 from resources.embedding.model_source import resolve_model_path
 
@@ -198,9 +199,17 @@ class EncoderModel:
         self.path = path
         self.device = device
         self.dtype = dtype
-        self.module = AutoModel.from_pretrained(
-            str(path), dtype=dtype, attn_implementation=PACKED_ATTENTION
-        ).to(device)
+        # transformers draws a progress bar for every load; in a step's log it is a line of
+        # carriage returns per run for a local file that loads in a fraction of a second.
+        bars_were_on = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            self.module = AutoModel.from_pretrained(
+                str(path), dtype=dtype, attn_implementation=PACKED_ATTENTION
+            ).to(device)
+        finally:
+            if bars_were_on:
+                hf_logging.enable_progress_bar()
         self.module.eval()
         # Optional: inductor fuses the small elementwise kernels that dominate a 384-wide model.
         # dynamic=True compiles for symbolic batch and length, so new shapes do not recompile.
