@@ -28,11 +28,16 @@ run: venv weaviate-server
 test: venv weaviate-server
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest --durations=15
 
+# `dagster dev` recommends the `dg` command line, which wants another project layout; the
+# webserver and daemon it starts are the same.
+DEV_WARNING := ignore:Function `dev_command` is superseded
+
 # The Dagster UI on http://127.0.0.1:3000, with the project's deploy/local/dagster.yaml.
 ui: venv weaviate-server
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/weaviate-indexer instance --replace-settings
 	test -n "$$WEAVIATE_URL" || HF_HUB_OFFLINE=1 $(BIN)/weaviate-indexer weaviate start
-	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home HF_HUB_OFFLINE=1 PYTHONWARNINGS='$(DEV_WARNING)' \
+		$(BIN)/dagster dev -w workspace.yaml
 
 # Dagster's own command line on the project's instance and code, for example
 # `make dagster ARGS="sensor start corpus_changes"` or `make dagster ARGS="run list"`.

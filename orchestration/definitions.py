@@ -30,6 +30,12 @@ warnings.filterwarnings(
     message="Parameter `owners` of initializer `SensorDefinition.__init__`",
     category=BetaWarning,
 )
+# Dagster 1.13's own serialization of every schedule reads this deprecated property.
+warnings.filterwarnings(
+    "ignore",
+    message="Property `ScheduleDefinition.environment_vars` is deprecated",
+    category=DeprecationWarning,
+)
 
 # Keeping the index fresh (README): sensors and the schedule ship stopped; their settings are
 # read when the definitions load.
