@@ -2,6 +2,8 @@
 runs it, and projected to the 1.25M-document corpus.
 
     python benchmarks/full_run.py --docs 20000 --out /tmp/full-run --device cuda
+    WEAVIATE_COMPRESSION=rq python benchmarks/full_run.py --docs 20000 --out /tmp/full-run-rq \
+        --vectors-from /tmp/full-run     # the same documents, the vectors of the first run
 
 What runs:
 
@@ -349,6 +351,7 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
     from weaviate.classes.query import MetadataQuery
 
     from resources.vectors import read_vectors
+    from resources.weaviate.schema import VECTOR_NAME
 
     if server is None:
         return {}
@@ -377,6 +380,14 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
         # Exact search: the 10 largest cosines (the vectors are unit length) of each query.
         exact = np.argpartition(-(vectors[picks] @ vectors.T), 10, axis=1)[:, :10]
         chunks = client.collections.get(collection)
+        config = chunks.config.get()
+        index = config.vector_config[VECTOR_NAME].vector_index_config
+        layout = {
+            "shards": config.sharding_config.desired_count,
+            "ef_construction": index.ef_construction,
+            "max_connections": index.max_connections,
+            "quantizer": type(index.quantizer).__name__ if index.quantizer else None,
+        }
         hits = 0
         for row, pick in enumerate(picks):
             found = chunks.query.near_vector(
@@ -393,6 +404,7 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
         "seconds_after_last_run": round(waited, 2),
         "objects": len(uuids),
         "recall_at_10": hits / (10 * len(picks)),
+        "layout": layout,
         "server_rss_bytes": rss,
     }
 
@@ -462,6 +474,12 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(".data/full-run"))
     parser.add_argument(
+        "--vectors-from", type=Path, default=None,
+        help="the --out of an earlier run over the same documents: its vector files are copied "
+        "in, so the embeddings steps reuse them (how collection settings are compared without "
+        "embedding again, on a machine where embedding is slow)",
+    )  # fmt: skip
+    parser.add_argument(
         "--definitions", type=Path, default=None,
         help="a Python file with other Definitions (default: orchestration/definitions.py)",
     )  # fmt: skip
@@ -470,6 +488,10 @@ def main() -> None:
     out = args.out.resolve()
     LocalServer(root=out / "data" / "weaviate").stop()  # one an interrupted run left behind
     shutil.rmtree(out, ignore_errors=True)
+    if args.vectors_from is not None:
+        shutil.copytree(
+            args.vectors_from.resolve() / "data" / "embeddings", out / "data" / "embeddings"
+        )
     started = time.perf_counter()
     sample = write_sample_corpus(out / "corpus", SampleSpec(docs=args.docs), workers=os.cpu_count())
     corpus_seconds = time.perf_counter() - started
