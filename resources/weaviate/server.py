@@ -263,14 +263,11 @@ class LocalServer:
             return False
         binary = install_binary(self.version, progress)
         # Runs of a backfill start together: the lock lets one of them start the server.
-        with self._start_lock():
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _locked(self.root / "start.lock"):
             started = self.launch(binary)
             self.wait_ready(wait_seconds)
         return started
-
-    def _start_lock(self) -> contextlib.AbstractContextManager[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        return _locked(self.root / "start.lock")
 
     def launch(self, binary: Path) -> bool:
         """Start the process unless this node runs already, without waiting for it to be ready
