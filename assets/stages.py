@@ -70,6 +70,13 @@ def load(corpus: CorpusResource, files: ShardFiles, log: DagsterLogManager) -> M
     }
     if contents.rejects:
         metadata["quarantine"] = MetadataValue.path(str(files.quarantine))
+    if contents.renamed:
+        renamed = ", ".join(f"{key!r} as {name!r}" for key, name in contents.renamed.items())
+        log.warning(
+            f"shard {files.key}: metadata keys stored as Weaviate properties of another name: "
+            f"{renamed}"
+        )
+        metadata["renamed_metadata_keys"] = MetadataValue.json(contents.renamed)
     return metadata
 
 

@@ -17,8 +17,12 @@ class BadRecordError(ValueError):
 
 @dataclass
 class ShardContents:
+    """`renamed`: each metadata key stored as a Weaviate property of another name (`_id` as
+    `meta__id`), in corpus order, so a user who looks for the key learns where it went."""
+
     documents: list[Document] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    renamed: dict[str, str] = field(default_factory=dict)
 
 
 def load_shard(
@@ -26,11 +30,14 @@ def load_shard(
     strict: bool = False,
     max_chars: int | None = None,
     id_owners: Callable[[list[str]], Mapping[str, tuple[str, str]]] | None = None,
+    property_name: Callable[[str], str] = str,
 ) -> ShardContents:
     """Validate every record of the shard.
 
-    An id seen earlier in the shard, or owned by another shard (`id_owners`, from the id
-    registry), is refused with the location of its first occurrence.
+    `property_name` is how the index names a metadata key (default: as it is); a record with
+    two keys of one name is refused, naming both. An id seen earlier in the shard, or owned by
+    another shard (`id_owners`, from the id registry), is refused with the location of its
+    first occurrence.
     """
     contents = ShardContents()
     first_seen: dict[str, str] = {}
@@ -42,6 +49,8 @@ def load_shard(
     }  # fmt: skip
     for raw, result in validated:
         if isinstance(result, Document):
+            result = _check_properties(result, raw.location, raw.raw, property_name)
+        if isinstance(result, Document):
             result = _check_unique(result, raw.location, raw.raw, first_seen, owned_elsewhere)
         if isinstance(result, Reject):
             if strict:
@@ -50,7 +59,28 @@ def load_shard(
             continue
         first_seen[result.id] = raw.location
         contents.documents.append(result)
+        for key in result.metadata:
+            if property_name(key) != key:
+                contents.renamed.setdefault(key, property_name(key))
     return contents
+
+
+def _check_properties(
+    document: Document, location: str, raw: str, property_name: Callable[[str], str]
+) -> Document | Reject:
+    """Refuses a record whose metadata keys would share a Weaviate property (`my-key` and
+    `my_key`, `Id` and `meta_id`): the object would keep one value and lose the other."""
+    keys: dict[str, str] = {}
+    for key in document.metadata:
+        name = property_name(key)
+        if name in keys:
+            reason = (
+                f"metadata fields {keys[name]!r} and {key!r} would both be Weaviate property "
+                f"{name!r}, one value overwriting the other (document {document.id!r})"
+            )
+            return Reject(location, reason, raw[:500])
+        keys[name] = key
+    return document
 
 
 def _check_unique(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from resources.corpus.ids import IdRegistryWriter, has_occurrences, registry_path
 from resources.corpus.parallel_scan import ParallelScans
-from resources.corpus.reader import ShardSpec, file_name, stat_corpus
+from resources.corpus.reader import ShardSpec, compressed_corpus_files, file_name, stat_corpus
 from resources.corpus.records import Reject
 from resources.files import write_lines, write_text_atomic
 
@@ -119,12 +119,14 @@ def register_corpus(
     """Scan the corpus: save the shard manifest, the id registry and the file problems.
 
     Files whose stamp matches the last registration's (same corpus path and shard size) are not
-    read again. A file that cannot be read (a truncated Parquet file, say) or holds no record is
-    listed in `manifest/problems.jsonl` and skipped, unless `strict`, when it fails the
-    registration; such files are read again each time. `workers`: processes that read files at
-    once (default: one per core when there is enough to read, see `ParallelScans`).
+    read again. A file that cannot be read (a truncated Parquet file, say), a compressed one or
+    one that holds no record is listed in `manifest/problems.jsonl` and skipped, unless
+    `strict`, when it fails the registration; such files are read again each time. `workers`:
+    processes that read files at once (default: one per core when there is enough to read, see
+    `ParallelScans`).
     """
     stamps = stat_corpus(corpus_path)
+    compressed = _compressed_problems(corpus_path, strict)
     previous, duplicates = {}, 0
     if not rescan:
         previous, duplicates = _previous_files(data_dir, corpus_path, shard_size)
@@ -132,6 +134,7 @@ def register_corpus(
     if (
         unchanged
         and list(unchanged) == list(previous) == list(stamps)
+        and not compressed
         and not _had_problems(data_dir)
     ):
         # Nothing to write: the manifest and registry on disk are this scan's.
@@ -139,7 +142,7 @@ def register_corpus(
         return CorpusScan(shards, [], len(stamps), duplicates, reused_files=len(stamps))
     registry = registry_path(data_dir)
     to_read = {source: stamp for source, stamp in stamps.items() if source not in unchanged}
-    scan = CorpusScan()
+    scan = CorpusScan(problems=compressed)
     scanned: dict[str, str] = {}
     writer = IdRegistryWriter(registry)
     try:
@@ -174,6 +177,21 @@ def register_corpus(
     write_manifest(data_dir, corpus_path, shard_size, scan.shards, scanned, scan.duplicate_ids)
     write_lines(problems_path(data_dir), [p.as_json() for p in scan.problems])
     return scan
+
+
+def _compressed_problems(corpus_path: str, strict: bool) -> list[Reject]:
+    """A problem for each compressed corpus file, which is never read (see
+    `compressed_corpus_files`); in strict mode, the first one fails the registration."""
+    problems = []
+    for source in compressed_corpus_files(corpus_path):
+        reason = (
+            "compressed files are not read (a shard is read by seeking to it); store it "
+            "uncompressed as .jsonl or .parquet"
+        )
+        if strict:
+            raise CorpusFileError(f"{file_name(source)}: {reason}")
+        problems.append(Reject(file_name(source), f"file skipped: {reason}"))
+    return problems
 
 
 def _had_problems(data_dir: str | Path) -> bool:

@@ -22,6 +22,8 @@ from resources.corpus.records import RawRecord
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)
+# A corpus file name followed by one of these is a compressed file: reported, never read.
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,23 @@ def list_corpus_files(corpus_path: str) -> list[str]:
     found = [p for p in paths if p.endswith(JSONL_SUFFIXES + PARQUET_SUFFIXES)]
     if fs.isfile(root) and not found:
         raise ValueError(f"{corpus_path!r} is neither a .jsonl nor a .parquet file")
+    return [fs.unstrip_protocol(p) if "://" in corpus_path else p for p in found]
+
+
+def compressed_corpus_files(corpus_path: str) -> list[str]:
+    """Compressed corpus files under a folder (`part-0.jsonl.gz`), sorted.
+
+    A shard is read with one seek to its byte or row range, which a compressed stream cannot
+    do: such a file is not read, and registration reports it rather than pass over it.
+    """
+    fs, root = _fs_and_root(corpus_path)
+    if not fs.isdir(root):
+        return []
+    corpus_suffixes = JSONL_SUFFIXES + PARQUET_SUFFIXES
+    found = [
+        path for path in sorted(fs.find(root))
+        if any(path.endswith(s + c) for s in corpus_suffixes for c in COMPRESSED_SUFFIXES)
+    ]  # fmt: skip
     return [fs.unstrip_protocol(p) if "://" in corpus_path else p for p in found]
 
 
@@ -234,8 +253,13 @@ def _read_jsonl(spec: ShardSpec) -> Iterator[RawRecord]:
         try:
             yield RawRecord(location, payload=json.loads(text), raw=text)
         except json.JSONDecodeError as exc:
-            yield RawRecord(location, error=f"malformed JSON: {exc.msg} at column {exc.colno}",
-                            raw=text)  # fmt: skip
+            yield RawRecord(location, error=_json_error(exc), raw=text)
+
+
+def _json_error(exc: json.JSONDecodeError) -> str:
+    """The decoder's reason and column; some reasons end in "at" ("Unterminated string starting
+    at"), which the column completes."""
+    return f"malformed JSON: {exc.msg.removesuffix(' at')} at column {exc.colno}"
 
 
 def _read_parquet(spec: ShardSpec) -> Iterator[RawRecord]:

@@ -14,6 +14,7 @@ from resources.corpus.loading import ShardContents, load_shard
 from resources.corpus.manifest import shard_spec
 from resources.corpus.reader import ShardSpec
 from resources.shard_files import ShardFiles
+from resources.weaviate.schema import property_name
 
 
 class CorpusResource(ConfigurableResource):
@@ -49,12 +50,14 @@ class CorpusResource(ConfigurableResource):
         return shard_spec(self.data_dir, key)
 
     def load(self, key: str) -> ShardContents:
-        """The shard's documents and rejects, ids checked against the whole corpus."""
+        """The shard's documents and rejects, ids checked against the whole corpus, metadata
+        keys against the Weaviate properties they become."""
         return load_shard(
             self.shard(key),
             strict=self.strict,
             max_chars=self.max_document_chars,
             id_owners=lambda ids: owners(self.data_dir, ids),
+            property_name=property_name,
         )
 
     def chunking(self, max_tokens: int) -> ChunkingConfig:

@@ -1,6 +1,7 @@
 """The bad-input catalogue: each kind of broken record is quarantined with its location and
 reason (or fails the shard in strict mode), and nothing disappears without a record of it."""
 
+import gzip
 import json
 
 import pyarrow as pa
@@ -16,7 +17,7 @@ from resources.corpus.resource import CorpusResource
 GOOD = json.dumps({"id": "good-1", "text": "A valid document about rivers."})
 
 
-def _run(tmp_path, files: dict[str, bytes], strict=False, shard_size=100):
+def _run(tmp_path, files: dict[str, bytes], strict=False, shard_size=100, instance=None):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for name, data in files.items():
@@ -24,7 +25,7 @@ def _run(tmp_path, files: dict[str, bytes], strict=False, shard_size=100):
     resource = CorpusResource(corpus_path=str(corpus), shard_size=shard_size,
                               data_dir=str(tmp_path / "data"), strict=strict,
                               max_document_chars=1_000_000)  # fmt: skip
-    instance = DagsterInstance.ephemeral()
+    instance = instance or DagsterInstance.ephemeral()
     registered = register_shards.execute_in_process(
         instance=instance, resources={"corpus": resource}, raise_on_error=False
     )
@@ -35,6 +36,12 @@ def _run(tmp_path, files: dict[str, bytes], strict=False, shard_size=100):
         for key in keys
     }  # fmt: skip
     return resource, registered, results
+
+
+def _messages(instance, result) -> list[str]:
+    """What the run logged through `context.log`."""
+    return [entry.user_message for entry in instance.all_logs(result.run_id)
+            if entry.dagster_event is None]  # fmt: skip
 
 
 def _quarantine(resource, key):
@@ -178,3 +185,79 @@ def test_a_partition_whose_input_is_gone_fails_once_saying_what_to_run(tmp_path)
     assert message.startswith("shard 'gone-s00000' is not in the manifest ")
     assert "its input is gone" in message and "remove_shards" in message
     assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_malformed_json_names_the_column_once(tmp_path):
+    reason = _only_reject(tmp_path, b'{"id": "x", "text": "unterminated')
+    assert reason == "malformed JSON: Unterminated string starting at column 21"
+
+
+@pytest.mark.parametrize(
+    ("fields", "first", "second", "prop"),
+    [
+        ({"my-key": 1, "my_key": 2}, "my-key", "my_key", "my_key"),
+        ({"Title": "a", "title": "b"}, "Title", "title", "title"),
+        ({"Id": "a", "meta_id": "b"}, "Id", "meta_id", "meta_id"),
+    ],
+)
+def test_two_metadata_keys_of_one_property_quarantine_the_record(
+    tmp_path, fields, first, second, prop
+):
+    record = json.dumps({"id": "c", "text": "clash", **fields}).encode()
+    assert _only_reject(tmp_path, record) == (
+        f"metadata fields {first!r} and {second!r} would both be Weaviate property {prop!r}, "
+        "one value overwriting the other (document 'c')"
+    )
+
+
+def test_strict_mode_fails_on_two_keys_of_one_property_naming_both(tmp_path):
+    record = json.dumps({"id": "c", "text": "clash", "my-key": 1, "my_key": 2})
+    _, _, results = _run(tmp_path, {"a.jsonl": f"{GOOD}\n{record}\n".encode()}, strict=True)
+    [result] = results.values()
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data.user_failure_data.description == (
+        "shard a-s00000 (strict mode): a.jsonl:line 2: metadata fields 'my-key' and 'my_key' "
+        "would both be Weaviate property 'my_key', one value overwriting the other "
+        "(document 'c')"
+    )
+
+
+def test_each_renamed_metadata_key_is_reported_once_per_shard(tmp_path):
+    records = [
+        {"id": f"r{i}", "text": "renamed keys", "_id": f"x{i}", "vector": "v", "year": 1999}
+        for i in range(3)
+    ]
+    body = "".join(json.dumps(record) + "\n" for record in records).encode()
+    instance = DagsterInstance.ephemeral()
+    _, _, results = _run(tmp_path, {"a.jsonl": body}, instance=instance)
+    [result] = results.values()
+    metadata = result.asset_materializations_for_node("corpus_shard")[0].metadata
+    assert metadata["documents"].value == 3 and metadata["rejected"].value == 0
+    assert metadata["renamed_metadata_keys"].value == {"_id": "meta__id", "vector": "meta_vector"}
+    logged = [m for m in _messages(instance, result) if "Weaviate properties" in m]
+    assert logged == [
+        "shard a-s00000: metadata keys stored as Weaviate properties of another name: "
+        "'_id' as 'meta__id', 'vector' as 'meta_vector'"
+    ]
+
+
+def test_a_compressed_file_is_reported_and_skipped(tmp_path):
+    whole = gzip.compress((GOOD.replace("good-1", "gz-1") + "\n").encode())
+    instance = DagsterInstance.ephemeral()
+    _, registered, results = _run(
+        tmp_path,
+        {"a.jsonl": (GOOD + "\n").encode(), "cut.jsonl.gz": whole[: len(whole) // 2]},
+        instance=instance,
+    )
+    assert registered.success and list(results) == ["a-s00000"]
+    problems = (tmp_path / "data" / "manifest" / "problems.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in problems] == [
+        {
+            "location": "cut.jsonl.gz",
+            "reason": "file skipped: compressed files are not read (a shard is read by seeking "
+            "to it); store it uncompressed as .jsonl or .parquet",
+            "raw": "",
+        }
+    ]
+    reason = json.loads(problems[0])["reason"]
+    assert f"cut.jsonl.gz: {reason}" in _messages(instance, registered)

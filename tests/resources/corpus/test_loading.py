@@ -38,3 +38,22 @@ def test_bad_records_are_quarantined_with_file_and_line(tmp_path):
 def test_strict_mode_fails_on_the_first_bad_record(tmp_path):
     with pytest.raises(BadRecordError, match=r"c.jsonl:line 2: malformed JSON"):
         load_shard(_corpus(tmp_path), strict=True)
+
+
+def test_keys_of_one_property_refuse_the_record_and_each_rename_is_listed_once(tmp_path):
+    lines = [
+        {"id": "a", "text": "t", "Year": 1999, "tag": "x"},
+        {"id": "b", "text": "t", "Year": 2000, "year": 2001},
+        {"id": "c", "text": "t", "Year": 2002, "Tag": "y"},
+    ]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    [spec] = scan_shards(str(tmp_path), shard_size=100)
+
+    contents = load_shard(spec, property_name=str.lower)
+
+    assert [d.id for d in contents.documents] == ["a", "c"]
+    assert [(r.location, r.reason) for r in contents.rejects] == [
+        ("c.jsonl:line 2", "metadata fields 'Year' and 'year' would both be Weaviate property "
+         "'year', one value overwriting the other (document 'b')"),
+    ]  # fmt: skip
+    assert contents.renamed == {"Year": "year", "Tag": "tag"}

@@ -1,12 +1,19 @@
 """Registration reads only the files that changed since the last one, and ends as a full scan."""
 
+import gzip
 from pathlib import Path
 
 import pytest
 
 import resources.corpus.parallel_scan as parallel_scan
 from resources.corpus.ids import IdRegistryWriter, owners
-from resources.corpus.manifest import load_manifest, manifest_stamp, problems_path, register_corpus
+from resources.corpus.manifest import (
+    CorpusFileError,
+    load_manifest,
+    manifest_stamp,
+    problems_path,
+    register_corpus,
+)
 from resources.corpus.parallel_scan import ParallelScans
 from resources.corpus.reader import stat_corpus
 from tests.orchestration.conftest import write_docs
@@ -125,6 +132,22 @@ def test_a_problem_file_is_read_every_time_and_its_report_kept(corpus, tmp_path,
     (corpus / "empty.jsonl").unlink()
     _register(corpus, data)
     assert not problems_path(data).exists()
+
+
+def test_a_compressed_file_added_to_an_unchanged_corpus_is_reported(corpus, tmp_path, scanned):
+    data = tmp_path / "data"
+    _register(corpus, data)
+    (corpus / "d.jsonl.gz").write_bytes(gzip.compress(b'{"id": "d1", "text": "t"}\n'))
+
+    scan = _register(corpus, data)
+
+    assert scanned == ["a.jsonl", "b.jsonl", "c.jsonl"] and scan.reused_files == 3
+    assert [(p.location, p.reason.split(":")[0]) for p in scan.problems] == [
+        ("d.jsonl.gz", "file skipped")
+    ]
+    assert "d.jsonl.gz" in problems_path(data).read_text()
+    with pytest.raises(CorpusFileError, match=r"^d.jsonl.gz: compressed files are not read"):
+        _register(corpus, data, strict=True)
 
 
 def test_files_read_by_worker_processes_register_as_one_pass_in_order_does(corpus, tmp_path):
