@@ -43,7 +43,8 @@ def embeddings(
         pending.append(writer.submit(write_vectors, *args))
 
     def embed(key: str) -> Metadata:
-        metadata = stages.embed(lambda: gpu.engine, corpus.files(key), model, write_behind)
+        files = corpus.files(key)
+        metadata = stages.embed(lambda: gpu.engine, files, model, context.log.info, write_behind)
         if metadata["reused_checkpoint"]:
             context.log.info(f"shard {key}: vectors for these chunks and this model exist; reused")
         return {**metadata, **gpu.metadata()}

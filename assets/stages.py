@@ -10,6 +10,7 @@ and refuse exactly alike.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
@@ -17,12 +18,14 @@ from pathlib import Path
 from dagster import DagsterLogManager, Failure, MetadataValue
 from weaviate import WeaviateClient
 
+from assets import shards
 from resources.corpus.loading import BadRecordError, write_quarantine
 from resources.corpus.manifest import UnknownShardError
 from resources.corpus.resource import CorpusResource
 from resources.corpus.shard_chunking import ShardChunker
 from resources.corpus.tables import chunks_content_hash, read_chunks, token_arrays, write_documents
 from resources.embedding import EmbeddingResource
+from resources.embedding.engine import Progress
 from resources.embedding.resource import Engine
 from resources.embedding.tokenization import Tokenized
 from resources.files import count_lines, write_lines
@@ -90,13 +93,15 @@ def embed(
     engine: Callable[[], Engine],
     files: ShardFiles,
     model: dict,
+    say: Callable[[str], None],
     write: VectorWriter = write_vectors,
     reuse_from: Sequence[Path] = (),
 ) -> Metadata:
     """Unit vectors in chunk order. A vector file for these chunks and this model, the shard's
     own or one in `reuse_from`, is reused: no GPU work, and the numbers of the run that
     computed it are reported again (marked `reused_checkpoint`). `engine()` is called only when
-    there is something to embed."""
+    there is something to embed; while it embeds, `say` is told its progress (see
+    `embedding_progress`)."""
     table = read_chunks(files.chunks, columns=["uuid", "token_ids"])
     ids, lengths = token_arrays(table)
     content_hash = chunks_content_hash(table, (ids, lengths))
@@ -108,11 +113,34 @@ def embed(
                 shutil.copyfile(path, files.embeddings)
             computed = header.get("stats", {})
             return {**computed, "chunks": table.num_rows, "reused_checkpoint": True}
-    result = engine().embed_tokenized(Tokenized(ids, lengths))
+    progress = embedding_progress(files.key, table.num_rows, int(lengths.sum()), say)
+    result = engine().embed_tokenized(Tokenized(ids, lengths), progress=progress)
     metadata: Metadata = {"model": model["name"], **result.stats.as_metadata()}
     uuids = table.column("uuid").to_pylist()
     write(files.embeddings, uuids, result.vectors, content_hash, model, metadata)
     return {**metadata, "chunks": table.num_rows, "reused_checkpoint": False}
+
+
+def embedding_progress(key: str, chunks: int, tokens: int, say: Callable[[str], None]) -> Progress:
+    """Says every `PROGRESS_INTERVAL_SECONDS` how far the shard's embedding is: chunks and
+    tokens embedded, the rate and the time left. A step's progress is otherwise counted in
+    shards, and on a CPU one shard of a million tokens embeds for ten minutes and more."""
+    started = last = time.monotonic()
+
+    def report(embedded_chunks: int, embedded_tokens: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last < shards.PROGRESS_INTERVAL_SECONDS:
+            return
+        last = now
+        rate = embedded_tokens / (now - started) if now > started else 0.0
+        eta = (tokens - embedded_tokens) / rate if rate > 0 else 0.0
+        say(
+            f"shard {key}: {embedded_chunks:,}/{chunks:,} chunks, {embedded_tokens:,}/"
+            f"{tokens:,} tokens embedded, {rate:,.0f} tokens/s, ETA {eta:.0f}s"
+        )
+
+    return report
 
 
 @contextmanager

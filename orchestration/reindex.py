@@ -118,7 +118,9 @@ def index_shard_into(
             return lease.enter_context(embedder.leased(holder, context.log.info)).engine
 
         live = corpus.files(key).embeddings
-        metadata |= stages.embed(engine, files, embedder.model_identity(), reuse_from=[live])
+        metadata |= stages.embed(
+            engine, files, embedder.model_identity(), context.log.info, reuse_from=[live]
+        )
     with stages.connected(lambda: _connected(weaviate)) as client:
         metadata |= stages.index(
             client, collection, files, weaviate.ingest_policy(), weaviate.rejects, context.log

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig
+from resources.embedding.engine import EmbeddingEngine, EmbeddingResult, EngineConfig, Progress
 from resources.embedding.probe import ProbeResult
 from resources.embedding.stats import EmbeddingStats
 from resources.embedding.tokenization import Tokenized, checked, from_token_ids
@@ -166,8 +166,19 @@ class MultiDeviceEngine:
     def embed_token_ids(self, token_ids: Sequence[Sequence[int]]) -> EmbeddingResult:
         return self.embed_tokenized(from_token_ids(token_ids, self.max_length))
 
-    def embed_tokenized(self, tokenized: Tokenized) -> EmbeddingResult:
+    def embed_tokenized(
+        self, tokenized: Tokenized, progress: Progress | None = None
+    ) -> EmbeddingResult:
+        """`progress` is told once, when every device is done: each device embeds its part in
+        one call of its own process, and a shard split over several GPUs takes seconds."""
         tokenized = checked(tokenized, self.max_length)
+        result = self._embed_tokenized(tokenized)
+        if progress is not None:
+            progress(result.stats.texts, result.stats.tokens)
+        return result
+
+    def _embed_tokenized(self, tokenized: Tokenized) -> EmbeddingResult:
+        """The rows split between the devices by tokens, handed over in shared memory."""
         ranges = split_by_weight(tokenized.lengths, len(self.devices))
         if not ranges:
             return self._embed(None, ranges)

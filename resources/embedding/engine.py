@@ -82,6 +82,11 @@ LARGEST_WINDOW = 65536
 IN_FLIGHT = 4
 
 
+Progress = Callable[[int, int], None]
+"""Told (texts, tokens) embedded so far in one call, after each batch: a call over a shard of a
+million tokens runs for many minutes on a CPU, and its caller may want to say so."""
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Settings of an engine; see EmbeddingResource for what each one means."""
@@ -204,11 +209,15 @@ class EmbeddingEngine:
 
     @_on_device
     def embed_tokenized(
-        self, tokenized: Tokenized, out: np.ndarray | None = None
+        self,
+        tokenized: Tokenized,
+        out: np.ndarray | None = None,
+        progress: Progress | None = None,
     ) -> EmbeddingResult:
-        """Like `embed_token_ids` for rows already in flat arrays (an Arrow list column's)."""
+        """Like `embed_token_ids` for rows already in flat arrays (an Arrow list column's);
+        `progress` is told what is embedded after each batch."""
         tokenized = checked(tokenized, self.max_length)
-        return self._run(iter([(0, tokenized)]), len(tokenized.lengths), out)
+        return self._run(iter([(0, tokenized)]), len(tokenized.lengths), out, progress)
 
     @_on_device
     def probe(self, length: int | None = None, save: bool = True) -> ProbeResult:
@@ -447,7 +456,11 @@ class EmbeddingEngine:
             yield item
 
     def _run(
-        self, windows: Iterator[tuple[int, Tokenized]], count: int, out: np.ndarray | None
+        self,
+        windows: Iterator[tuple[int, Tokenized]],
+        count: int,
+        out: np.ndarray | None,
+        progress: Progress | None = None,
     ) -> EmbeddingResult:
         started = time.perf_counter()
         stats = EmbeddingStats(
@@ -465,6 +478,7 @@ class EmbeddingEngine:
             base_bytes = torch.cuda.memory_allocated(device)
             capacity = self._capacity_bytes()
         timings: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []
+        embedded_texts = embedded_tokens = 0
 
         def budget() -> int:
             # The planner asks once per batch, so this records the budget each batch was cut with.
@@ -507,6 +521,10 @@ class EmbeddingEngine:
                             controller.on_success(batch.padded_tokens, peak, base_bytes, capacity)
                         torch.cuda.reset_peak_memory_stats(device)
                     collector.put(done, outcome.pieces, rows)
+                    if progress is not None:
+                        embedded_texts += batch.rows
+                        embedded_tokens += batch.tokens
+                        progress(embedded_texts, embedded_tokens)
         if cuda:
             torch.cuda.synchronize(device)
             stats.device_seconds = sum(b.elapsed_time(e) for b, e in timings) / 1000.0

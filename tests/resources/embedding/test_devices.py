@@ -87,6 +87,13 @@ def test_two_workers_give_every_vector_in_input_order(two_workers, cpu_engine, t
     assert from_ids.stats.tokens == int(tokenized.lengths.sum())
 
 
+def test_two_workers_tell_progress_once_when_both_are_done(two_workers, texts):
+    tokenized = tokenize(two_workers.config.model, two_workers.max_length, texts)
+    told: list[tuple[int, int]] = []
+    two_workers.embed_tokenized(tokenized, progress=lambda *done: told.append(done))
+    assert told == [(len(texts), int(tokenized.lengths.sum()))]
+
+
 def test_two_workers_take_an_empty_call(two_workers):
     out = two_workers.embed_tokenized(
         Tokenized(ids=np.empty(0, np.int32), lengths=np.empty(0, np.int32))

@@ -132,3 +132,16 @@ def test_packed_batches_give_the_padded_vectors(cpu_engine, texts, baseline, fau
     assert out.stats.packed
     assert out.stats.padded_tokens == out.stats.tokens
     assert out.stats.ooms_recovered == (fault.raised if fault else 0)
+
+
+def test_progress_is_told_the_texts_and_tokens_embedded_after_every_batch(cpu_engine, texts):
+    engine = cpu_engine(batch_size=3)
+    tokenized = tokenize(engine.config.model, engine.max_length, texts)
+    told: list[tuple[int, int]] = []
+
+    out = engine.embed_tokenized(tokenized, progress=lambda *done: told.append(done))
+
+    rows = [row for row, _ in told]
+    assert len(told) == out.stats.batches > 1
+    assert rows == sorted(set(rows)) and told == sorted(told)
+    assert told[-1] == (len(texts), int(tokenized.lengths.sum()))
