@@ -193,14 +193,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _project_errors() -> tuple[type[Exception], ...]:
+    """The errors whose message says what went wrong and what to do: the project's own, and
+    Dagster's `Failure`, which carries the message of a job's op (a corpus path that does not
+    exist, a strict registration). Imported once a command has failed, so a command that needs
+    neither Dagster nor the Weaviate client does not load them."""
+    from dagster import Failure
+
+    from resources.corpus.loading import BadRecordError
+    from resources.corpus.manifest import CorpusFileError, UnknownShardError
+    from resources.weaviate.connection import WeaviateConnectionError
+    from resources.weaviate.ingest import IngestError
     from resources.weaviate.server import ServerError
 
+    return (BadRecordError, CorpusFileError, UnknownShardError, WeaviateConnectionError,
+            IngestError, ServerError, Failure)  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ServerError as exc:  # says what to do: no trace
-        print(f"error: {exc}", file=sys.stderr)
+    except Exception as exc:
+        if not isinstance(exc, _project_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # says what to do: no trace
         return 1
 
 

@@ -1,3 +1,5 @@
+import ast
+import importlib
 import json
 import os
 import subprocess
@@ -81,3 +83,55 @@ def test_demo_indexes_a_corpus_into_a_managed_server_it_starts_and_stops(tmp_pat
     # Runs went to the persistent instance, so the UI shows them afterwards.
     assert (tmp_path / "dagster" / "dagster.yaml").is_file()
     assert any((tmp_path / "dagster").rglob("*.db"))
+
+
+def _console_script(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`weaviate-indexer ...` as installed, in a scratch data folder and Dagster instance."""
+    script = Path(sys.executable).parent / "weaviate-indexer"
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    return subprocess.run([str(script), *args], cwd=ROOT, env=environment, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def test_search_against_an_unreachable_weaviate_ends_with_its_message_not_a_trace(tmp_path):
+    done = _console_script("search", "rivers", WEAVIATE_URL="http://127.0.0.1:9",
+                           WEAVIATE_GRPC_PORT="10", INDEXER_DATA_DIR=str(tmp_path))  # fmt: skip
+    assert (done.returncode, done.stdout) == (1, "")
+    first, *rest = done.stderr.splitlines()
+    assert first == (
+        "error: cannot reach Weaviate (custom at 127.0.0.1:9 (auto: WEAVIATE_URL is set)): start "
+        "it, or point WEAVIATE_URL (and WEAVIATE_GRPC_PORT) at one that runs; unset WEAVIATE_URL "
+        "to use the managed server."
+    )
+    assert rest[0].startswith("The client said: ") and "Traceback" not in done.stderr
+
+
+def test_index_of_a_corpus_that_is_not_there_ends_with_the_jobs_message(tmp_path):
+    missing = tmp_path / "no-corpus"
+    done = _console_script("index", "--corpus", str(missing), INDEXER_DATA_DIR=str(tmp_path),
+                           DAGSTER_HOME=str(tmp_path / "dagster"))  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"error: corpus path {str(missing)!r} does not exist: set CORPUS_PATH (or the corpus "
+        "resource's corpus_path) to the folder of your JSONL or Parquet files"
+    )
+    assert "Traceback (most recent call last)" not in done.stderr
+
+
+def test_every_error_the_project_defines_ends_a_command_with_its_message():
+    """An error class added anywhere in the project is one the command line knows."""
+    from orchestration.cli import _project_errors
+
+    def is_error(base: ast.expr) -> bool:
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+        return name.endswith(("Error", "Exception"))
+
+    defined = set()
+    for layer in ("resources", "assets", "orchestration"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.ClassDef) and any(map(is_error, node.bases)):
+                    defined.add(getattr(importlib.import_module(module), node.name))
+    assert len(defined) >= 6
+    assert {error for error in defined if not issubclass(error, _project_errors())} == set()
