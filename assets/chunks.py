@@ -8,23 +8,15 @@ from dagster import AssetExecutionContext, MaterializeResult
 from assets import stages
 from assets.corpus import corpus_shard
 from assets.shards import CPU_STAGE_NICENESS, for_each_shard, shard_asset
+from resources.capacity import Machine, chunk_processes
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
-from resources.processes import usable_cpus
-
-
-def _chunk_processes() -> int:
-    """A quarter of the machine's CPUs: several runs chunk at once in a backfill wave.
-
-    On 16 CPUs, 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and
-    1.3x when 8 runs chunk at once (BENCHMARKS.md, "The chunks step").
-    """
-    return max(1, usable_cpus() // 4)
-
 
 # Worker processes a chunks step cuts its shards in (CHUNK_PROCESSES; 1 cuts them in the step's
-# own process).
-CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or _chunk_processes()
+# own process), by default the run's share of the cores (`resources/capacity.py`): on 16 CPUs,
+# 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and 1.3x when 8
+# runs chunk at once (BENCHMARKS.md, "The chunks step").
+CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or chunk_processes(Machine.this())
 
 
 @shard_asset(

@@ -81,6 +81,8 @@ def _index(args: argparse.Namespace) -> int:
         os.environ["CORPUS_PATH"] = str(Path(args.corpus).resolve())
     summary = index_corpus(every=args.all, remove_missing=args.remove_missing)
     print(describe(summary))
+    if summary.stopped_by:
+        return 128 + summary.stopped_by  # 130 for Ctrl-C, 143 for SIGTERM
     return 0 if summary.ok else 1
 
 

@@ -1,35 +1,34 @@
 """Indexing a corpus from a terminal: the runs a UI backfill launches, through the same Dagster
-instance and definitions, executed in this process one after another.
+instance and definitions, several at once, until the index answers searches.
 
-In process, so the model loads once for all runs instead of once per run. Each run covers up to
-`SHARDS_PER_RUN` shards, like a backfill's; each shard is still its own checkpoint. Only shards
-whose indexed content differs from the registered corpus are run (unless told to run all), so a
-command killed at any point finishes the job when it is run again: the dead run it left behind
-is failed and its pool slots freed first (`liveness.fail_dead_runs`).
+Each run covers up to `SHARDS_PER_RUN` shards, like a backfill's, and as many run at once as the
+instance's run queue starts for a backfill (`run_pool.RunPool`); each shard is still its own
+checkpoint. Only shards whose indexed content differs from the registered corpus are run (unless
+told to run all), so a command killed at any point finishes the job when it is run again: the
+dead runs it left behind are failed and their pool slots freed first (`liveness.fail_dead_runs`).
+The first Ctrl-C (or SIGTERM) stops it cleanly (`interrupts.Interrupts`).
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import DagsterInstance
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
+from dagster import DagsterExecutionInterruptedError, DagsterInstance
 
 from assets.partitions import shard_partitions
 from assets.shards import SHARDS_PER_RUN
 from orchestration.changes import compare_shards
 from orchestration.indexed import indexed_hashes
+from orchestration.instance import runs_at_once
+from orchestration.interrupts import Interrupts
 from orchestration.liveness import fail_dead_runs, process_tags
+from orchestration.rates import stage_rates
+from orchestration.run_pool import QUIET, TRIGGER_TAG, RunOutcome, RunPool
 from resources.corpus.manifest import load_manifest
-
-# Step events go to the Dagster instance (and the UI); the terminal gets warnings and progress.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-TRIGGER_TAG = "indexer/trigger"
+from resources.weaviate.searchable import wait_until_searchable
 
 
 @dataclass
@@ -41,13 +40,36 @@ class IndexSummary:
     missing: list[str] = field(default_factory=list)  # registered, input gone
     removed: bool = False  # the missing shards' objects and partitions were deleted
     indexed: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    totals: dict[str, int] = field(default_factory=dict)  # documents, chunks, objects
-    seconds: float = 0.0
+    failed: list[str] = field(default_factory=list)  # their run ended before they were indexed
+    totals: dict[str, int] = field(default_factory=dict)  # documents, chunks, objects, tokens
+    run_ids: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # the runs, first start to last end
+    searchable_after: float | None = None  # command start to an empty vector queue
+    rates: dict[str, float] = field(default_factory=dict)  # per stage, see `rates`
+    stopped_by: int | None = None  # the signal that stopped the command, if one did
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.stopped_by
+
+    @property
+    def not_run(self) -> list[str]:
+        done = set(self.indexed) | set(self.failed)
+        return [key for key in self.to_index if key not in done]
+
+    def add(self, outcome: RunOutcome) -> None:
+        """A shard is indexed when its run recorded it in Weaviate, also in a run that failed
+        later; its numbers count then only."""
+        if outcome.run_id:
+            self.run_ids.append(outcome.run_id)
+        for key in outcome.shards:
+            numbers = outcome.numbers.get(key, {})
+            if "objects" not in numbers:
+                self.failed.append(key)
+                continue
+            self.indexed.append(key)
+            for name, value in numbers.items():
+                self.totals[name] = self.totals.get(name, 0) + value
 
 
 def shards_to_index(
@@ -100,7 +122,8 @@ def register(defs, instance: DagsterInstance) -> list[str]:
 def index_corpus(
     every: bool = False, remove_missing: bool = False, say: Callable[[str], None] = print
 ) -> IndexSummary:
-    """Register the configured corpus, then index its shards that need it (all with `every`).
+    """Register the configured corpus, index its shards that need it (all with `every`), and
+    wait until the index answers searches for all of them.
 
     Registered shards whose input is gone are kept, as the corpus sensor keeps them by default
     (a folder missing for a moment must not empty the index); `remove_missing` deletes their
@@ -109,17 +132,29 @@ def index_corpus(
     from orchestration.definitions import build_resources, defs
     from orchestration.instance import prepare_instance
 
+    started = time.perf_counter()
     prepare_instance()
-    with DagsterInstance.get() as instance:
-        keys = register(defs, instance)
+    with DagsterInstance.get() as instance, Interrupts() as interrupts:
+        try:
+            keys = register(defs, instance)
+        except DagsterExecutionInterruptedError:  # Dagster's own handler took the signal
+            return IndexSummary(stopped_by=interrupts.received or signal.SIGINT)
         say(f"{len(keys)} shards registered")
-        data_dir = build_resources(resolved=True)["corpus"].data_dir
+        resources = build_resources(resolved=True)
+        data_dir = resources["corpus"].data_dir
         pending, missing, registered = shards_to_index(instance, data_dir, every)
         if missing and remove_missing:
             remove(defs, instance, missing)
-        summary = run_shards(defs, instance, pending, say)
-    summary.shards = registered
-    summary.missing, summary.removed = missing, remove_missing
+        summary = run_shards(instance, pending, say, interrupts)
+        summary.shards, summary.missing, summary.removed = registered, missing, remove_missing
+        summary.stopped_by = interrupts.received
+        if summary.ok and summary.indexed:
+            weaviate = resources["weaviate"]
+            with weaviate.client() as client:
+                if wait_until_searchable(client, weaviate.collection, lambda: interrupts.received):
+                    summary.searchable_after = time.perf_counter() - started
+            summary.rates = stage_rates(instance, summary.run_ids, summary.totals)
+        summary.stopped_by = interrupts.received  # also while waiting for the index
     return summary
 
 
@@ -134,72 +169,68 @@ def remove(defs, instance: DagsterInstance, keys: list[str]) -> None:
 
 
 def run_shards(
-    defs,
     instance: DagsterInstance,
     keys: list[str],
     say: Callable[[str], None] = print,
+    interrupts: Interrupts | None = None,
     shards_per_run: int = SHARDS_PER_RUN,
 ) -> IndexSummary:
-    """Run `index_shards` over `keys`, `shards_per_run` at a time, reporting progress."""
+    """Run `index_shards` over `keys`, `shards_per_run` a run, as many runs at once as the
+    instance's run queue allows, reporting progress."""
     summary = IndexSummary(to_index=list(keys))
     for run_id in fail_dead_runs(instance, say):
         say(f"(run {run_id[:8]} was failed: its process had died)")
-    job = defs.resolve_job_def("index_shards")
     partitions = instance.get_dynamic_partitions(shard_partitions.name)
+    groups = run_groups(partitions, keys, shards_per_run)
+    pool = RunPool(runs_at_once(instance))
+    if interrupts is not None:
+        interrupts.on_stop, interrupts.on_kill = pool.stop, pool.kill
     started = time.perf_counter()
-    for part in run_groups(partitions, keys, shards_per_run):
-        tags = {
-            ASSET_PARTITION_RANGE_START_TAG: part[0],
-            ASSET_PARTITION_RANGE_END_TAG: part[-1],
-            TRIGGER_TAG: "command",
-            **process_tags(),
-        }
-        result = job.execute_in_process(
-            instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
-        )
-        done = _shard_numbers(result)
-        for key in part:
-            (summary.indexed if result.success else summary.failed).append(key)
-            for name, value in done.get(key, {}).items():
-                summary.totals[name] = summary.totals.get(name, 0) + value
-        say(_progress(summary, len(keys), time.perf_counter() - started, part, result))
+
+    def report(outcome: RunOutcome) -> None:
+        summary.add(outcome)
+        say(_progress(summary, time.perf_counter() - started, outcome))
+
+    if groups:
+        say(f"{len(keys)} shards to index in {len(groups)} runs, {pool.size} at once")
+        pool.run(groups, report)
+    # A worker killed inside its run left it STARTED: failed now, its GPU slot freed.
+    fail_dead_runs(instance)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-_COUNTED = ("documents", "chunks", "objects")
-
-
-def _shard_numbers(result) -> dict[str, dict[str, int]]:
-    """shard -> its documents, chunks and objects, from the run's materializations."""
-    numbers: dict[str, dict[str, int]] = {}
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        for name in _COUNTED:
-            value = materialization.metadata.get(name)
-            if value is not None and materialization.partition:
-                numbers.setdefault(materialization.partition, {})[name] = int(value.value)
-    return numbers
-
-
-def _progress(summary: IndexSummary, total: int, seconds: float, part: list[str], result) -> str:
+def _progress(summary: IndexSummary, seconds: float, outcome: RunOutcome) -> str:
+    total = len(summary.to_index)
     done = len(summary.indexed) + len(summary.failed)
     rate = done / seconds if seconds > 0 else 0.0
     eta = (total - done) / rate if rate > 0 else 0.0
-    status = "ok" if result.success else f"FAILED (run {result.run_id[:8]})"
+    if outcome.success:
+        status = "ok"
+    elif outcome.run_id is None:
+        status = "FAILED (its worker process ended)"
+    else:
+        status = f"FAILED (run {outcome.run_id[:8]})"
+    part = outcome.shards
     shards = part[0] if len(part) == 1 else f"{part[0]}..{part[-1]}"
     return (
         f"  {shards}: {status}  {done}/{total} shards, {rate * 60:.1f} shards/min, ETA {eta:.0f}s"
     )
 
 
+def _listed(keys: list[str], most: int = 10) -> str:
+    return ", ".join(keys[:most]) + ("..." if len(keys) > most else "")
+
+
 def describe(summary: IndexSummary) -> str:
-    counts = ", ".join(f"{summary.totals.get(name, 0)} {name}" for name in _COUNTED)
+    counts = ", ".join(
+        f"{summary.totals.get(name, 0)} {name}" for name in ("documents", "chunks", "objects")
+    )
     missing = ""
     if summary.missing:
-        named = f"{', '.join(summary.missing[:5])}{'...' if len(summary.missing) > 5 else ''}"
         missing = (
-            f"\n{len(summary.missing)} registered shards have no input any more ({named}): "
+            f"\n{len(summary.missing)} registered shards have no input any more "
+            f"({_listed(summary.missing, 5)}): "
             + (
                 "their objects and partitions were deleted"
                 if summary.removed
@@ -211,14 +242,26 @@ def describe(summary: IndexSummary) -> str:
             f"all {summary.shards} shards are indexed at their current content; nothing to do"
             + missing
         )
-    line = (
+    lines = [
         f"indexed {len(summary.indexed)}/{len(summary.to_index)} shards ({counts} written) "
         f"in {summary.seconds:.1f}s; {summary.shards - len(summary.to_index)} were already "
         "indexed"
-    )
-    if summary.failed:
-        line += (
-            f"\nfailed shards: {', '.join(summary.failed[:10])}"
-            f"{'...' if len(summary.failed) > 10 else ''}; run the command again to retry them"
+    ]
+    if summary.searchable_after is not None:
+        lines.append(f"files to searchable: {summary.searchable_after:.1f}s")
+    if summary.rates:
+        lines.append(
+            "stages: " + ", ".join(f"{rate:,.0f} {unit}/s" for unit, rate in summary.rates.items())
         )
-    return line + missing
+    left = summary.failed + summary.not_run
+    if summary.stopped_by:
+        lines.append(
+            f"stopped by {signal.Signals(summary.stopped_by).name}: {len(left)} shards not "
+            "indexed; "
+            "run the command again to finish"
+        )
+    elif summary.failed:
+        lines.append(
+            f"failed shards: {_listed(summary.failed)}; run the command again to retry them"
+        )
+    return "\n".join(lines) + missing

@@ -63,6 +63,8 @@ def build_resources(resolved: bool = False) -> dict:
             replication_factor=env("WEAVIATE_REPLICATION_FACTOR", 1, int),
             replica_sync_seconds=env("WEAVIATE_REPLICA_SYNC_SECONDS", 5, int),
             consistency=env("WEAVIATE_CONSISTENCY", None),
-            async_indexing=env("WEAVIATE_ASYNC_INDEXING", "false") in ("true", "1", "yes"),
+            # Read here, not through EnvVar: it chooses how the managed server starts.
+            async_indexing=os.environ.get("WEAVIATE_ASYNC_INDEXING", "true").lower()
+            in ("true", "1", "yes"),
         ),
     }

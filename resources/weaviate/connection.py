@@ -38,7 +38,7 @@ class ConnectionSettings:
     managed_port: int = 8079
     managed_grpc_port: int = 50050
     managed_cluster_port: int = 7110
-    async_indexing: bool = False
+    async_indexing: bool = True
     batch_timeout_seconds: float = 30.0
 
     def managed_server(self) -> LocalServer:

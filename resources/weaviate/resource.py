@@ -76,7 +76,7 @@ class WeaviateResource(ConfigurableResource):
         '"QUORUM" or "ALL"; default: QUORUM when replicated, the server\'s default otherwise',
     )
     async_indexing: bool = Field(
-        default=False,
+        default=True,
         description="the managed server indexes vectors in the background (ASYNC_INDEXING): "
         "writes return before the HNSW insert, searchable once its queue is empty",
     )

@@ -1,13 +1,16 @@
-"""`weaviate-indexer index`: a corpus indexed from a terminal, and again after a kill -9."""
+"""`weaviate-indexer index`: a corpus indexed from a terminal, several runs at once, again after a
+kill -9, and stopped by Ctrl-C or SIGTERM."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from dagster import DagsterInstance, DagsterRunStatus, Definitions
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, Definitions, RunsFilter
 from dagster._core.instance.ref import InstanceRef
 from weaviate.classes.aggregate import GroupByAggregate
 
@@ -18,28 +21,33 @@ from assets.index import weaviate_index
 from assets.partitions import shard_partitions
 from assets.pools import GPU_POOL
 from orchestration.headless import (
+    IndexSummary,
     describe,
     register,
     remove,
     run_groups,
-    run_shards,
     shards_to_index,
 )
 from orchestration.jobs import index_shards, register_shards
+from orchestration.liveness import PID_TAG
 from orchestration.removal import remove_shards
+from orchestration.run_pool import execute_group
 from resources.corpus.resource import CorpusResource
 from resources.corpus.sample import SampleSpec, iter_documents
 from resources.embedding import EmbeddingResource
+from resources.processes import process_alive
 from resources.weaviate import WeaviateResource
 from tests.conftest import assert_same_index, connect
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _corpus(folder: Path) -> Path:
-    docs = list(iter_documents(SampleSpec(docs=48, seed=11, median_tokens=80, max_tokens=500)))
+def _corpus(folder: Path, docs: int = 48, median_tokens: float = 80) -> Path:
+    spec = SampleSpec(docs=docs, seed=11, median_tokens=median_tokens, max_tokens=6 * median_tokens)
+    docs = list(iter_documents(spec))
     folder.mkdir(parents=True)
-    for name, part in (("a.jsonl", docs[:24]), ("b.jsonl", docs[24:])):
+    half = len(docs) // 2
+    for name, part in (("a.jsonl", docs[:half]), ("b.jsonl", docs[half:])):
         (folder / name).write_text("".join(json.dumps(d) + "\n" for d in part))
     return folder
 
@@ -74,6 +82,26 @@ def _definitions(corpus: Path, shard_size: int, data_dir: str, server, collectio
     )  # fmt: skip
 
 
+def _index_in_process(defs, instance, keys: list[str], shards_per_run: int = 16) -> IndexSummary:
+    """The runs the command makes, one after another in this process (a reference)."""
+    job = defs.resolve_job_def("index_shards")
+    summary = IndexSummary(to_index=keys)
+    partitions = instance.get_dynamic_partitions(shard_partitions.name)
+    for part in run_groups(partitions, keys, shards_per_run):
+        summary.add(execute_group(job, instance, part))
+    return summary
+
+
+def _runs_at_once(env: dict[str, str], runs: int) -> None:
+    """The instance prepared as the commands do, with `runs` runs at once (what a machine with
+    `runs` times 4 cores gets)."""
+    subprocess.run([sys.executable, "-m", "orchestration.cli", "instance"], cwd=ROOT, env=env,
+                   check=True, capture_output=True)  # fmt: skip
+    settings = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    text = settings.read_text()
+    settings.write_text(re.sub(r"max_concurrent_runs: \d+", f"max_concurrent_runs: {runs}", text))
+
+
 def _command(env, *args, kill=None) -> subprocess.CompletedProcess:
     module = ["-m", "orchestration.cli"]
     if kill is not None:
@@ -94,7 +122,7 @@ def test_index_is_killed_inside_an_embedding_and_finishes_when_run_again(
     instance = DagsterInstance.ephemeral()
     register(defs, instance)
     keys = instance.get_dynamic_partitions(shard_partitions.name)
-    whole = run_shards(defs, instance, keys, say=lambda line: None, shards_per_run=2)
+    whole = _index_in_process(defs, instance, keys, shards_per_run=2)
     assert whole.ok and len(whole.indexed) == 6 and whole.totals["documents"] == 48
 
     env = _environment(tmp_path / "killed", corpus, weaviate_server, resumed)
@@ -103,16 +131,24 @@ def test_index_is_killed_inside_an_embedding_and_finishes_when_run_again(
     assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr[-3000:]
     assert "indexed" not in killed.stdout
 
+    # Again, two runs at once: the four shards left are two runs, which overlap.
+    _runs_at_once(env, 2)
     again = _command(env, "index")
     assert again.returncode == 0, again.stdout + again.stderr[-3000:]
     assert "was left running by a dead process" in again.stdout + again.stderr
+    assert "4 shards to index in 2 runs, 2 at once" in again.stdout
     assert "indexed 4/4 shards" in again.stdout  # the first run's two shards were done
     assert "2 were already indexed" in again.stdout
+    assert "files to searchable: " in again.stdout
+    stages = r"stages: [\d,]+ documents read/s, [\d,]+ tokens chunked/s, [\d,]+ tokens embedded/s, "
+    assert re.search(stages + r"[\d,]+ objects stored/s", again.stdout), again.stdout
 
     instance = DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"]))
     statuses = [run.status for run in instance.get_runs()]
     assert DagsterRunStatus.STARTED not in statuses and DagsterRunStatus.FAILURE in statuses
     assert not instance.event_log_storage.get_concurrency_info(GPU_POOL).claimed_slots
+    last_two = [instance.get_run_stats(run.run_id) for run in instance.get_runs(limit=2)]
+    assert max(r.start_time for r in last_two) < min(r.end_time for r in last_two)  # overlapped
 
     assert assert_same_index(weaviate_server, reference, resumed) > 48
 
@@ -148,7 +184,7 @@ def test_a_shard_whose_input_is_gone_is_skipped_kept_and_removed_on_request(
         [],
         4,
     )
-    assert run_shards(defs, instance, pending, say=lambda line: None).ok
+    assert _index_in_process(defs, instance, pending).ok
 
     # b's file goes; a's second shard and c's shard change. The two shards to run lie on both
     # sides of b's partition, which no run may cover: its shard is no longer in the manifest.
@@ -160,7 +196,7 @@ def test_a_shard_whose_input_is_gone_is_skipped_kept_and_removed_on_request(
     register(defs, instance)
     pending, missing, registered = shards_to_index(instance, data_dir, every=False)
     assert (pending, missing, registered) == (["a-s00001", "c-s00000"], ["b-s00000"], 3)
-    summary = run_shards(defs, instance, pending, say=lambda line: None)
+    summary = _index_in_process(defs, instance, pending)
     assert summary.ok and summary.indexed == ["a-s00001", "c-s00000"]
     summary.shards, summary.missing = registered, missing
     assert "1 registered shards have no input any more (b-s00000): kept" in describe(summary)
@@ -182,3 +218,88 @@ def test_a_shard_whose_input_is_gone_is_skipped_kept_and_removed_on_request(
 def _chunk_counts(collection) -> dict[str, int]:
     counts = collection.aggregate.over_all(group_by=GroupByAggregate(prop="shard"))
     return {group.grouped_by.value: group.total_count for group in counts.groups}
+
+
+def _start(env, *args, stderr) -> subprocess.Popen:
+    """The command in a process group of its own, as a terminal starts it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestration.cli", *args], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=stderr, start_new_session=True,
+    )  # fmt: skip
+
+
+def _wait_for_step(home: str, step: str, seconds: float = 300) -> DagsterRun:
+    """The first index_shards run, once its `step` has begun."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if (Path(home) / "history").exists():
+            instance = DagsterInstance.from_ref(InstanceRef.from_dir(home))
+            for run in instance.get_runs(filters=RunsFilter(job_name="index_shards")):
+                steps = instance.get_run_step_stats(run.run_id)
+                if any(s.step_key.startswith(step) for s in steps):
+                    return run
+        time.sleep(0.2)
+    raise AssertionError(f"no index_shards run reached {step} in {seconds}s")
+
+
+def _index_runs(home: str) -> list[DagsterRun]:
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(home))
+    return instance.get_runs(filters=RunsFilter(job_name="index_shards"))
+
+
+def test_ctrl_c_stops_the_command_and_running_it_again_finishes(
+    tmp_path, weaviate_server, two_collections
+):
+    # 4 shards of long documents, 2 a run: 2 runs one at a time, each embedding for seconds.
+    corpus = _corpus(tmp_path / "corpus", docs=16, median_tokens=1000)
+    env = _environment(tmp_path / "home", corpus, weaviate_server, two_collections[0])
+    env["SHARD_SIZE"] = "4"
+    _runs_at_once(env, 1)
+    command = _start(env, "index", stderr=subprocess.PIPE)
+    _wait_for_step(env["DAGSTER_HOME"], "embeddings")
+    os.killpg(command.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    out, err = command.communicate(timeout=600)
+
+    assert command.returncode == 130, out + err[-3000:]
+    assert "SIGINT: stopping; no new run starts" in err
+    assert "stopped by SIGINT: 4 shards not indexed; run the command again to finish" in out
+    (run,) = _index_runs(env["DAGSTER_HOME"])  # no run started after the signal
+    assert run.status == DagsterRunStatus.FAILURE  # ended inside its embeddings step
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(env["DAGSTER_HOME"]))
+    assert not instance.event_log_storage.get_concurrency_info(GPU_POOL).claimed_slots
+
+    again = _command(env, "index")
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    chunks_written = re.search(r"indexed 4/4 shards \(16 documents, (\d+) chunks", again.stdout)
+    assert chunks_written, again.stdout
+    with connect(weaviate_server) as client:
+        stored = client.collections.get(two_collections[0]).aggregate.over_all(total_count=True)
+    assert stored.total_count == int(chunks_written.group(1)) > 16
+
+
+def test_sigterm_stops_the_command_and_a_second_signal_ends_it_at_once(
+    tmp_path, weaviate_server, two_collections
+):
+    corpus = _corpus(tmp_path / "corpus")
+    env = _environment(tmp_path / "home", corpus, weaviate_server, two_collections[0])
+    _runs_at_once(env, 1)
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "w") as stderr:
+        command = _start(env, "index", stderr=stderr)
+        run = _wait_for_step(env["DAGSTER_HOME"], "chunks")
+        os.killpg(command.pid, signal.SIGTERM)  # what a pod's runtime sends
+        while "SIGTERM: stopping" not in errors.read_text():
+            time.sleep(0.1)
+        os.killpg(command.pid, signal.SIGINT)
+        out, _ = command.communicate(timeout=600)
+
+    assert command.returncode == 143, out + errors.read_text()[-3000:]
+    assert "indexed" not in out  # ended at once: no summary
+    # Its worker, which ran the run in a session of its own, went with it.
+    assert not process_alive(int(run.tags[PID_TAG]))
+    assert len(_index_runs(env["DAGSTER_HOME"])) == 1
+
+    again = _command(env, "index")
+    assert again.returncode == 0, again.stdout + again.stderr[-3000:]
+    assert "indexed 6/6 shards (48 documents" in again.stdout
+    assert DagsterRunStatus.STARTED not in {r.status for r in _index_runs(env["DAGSTER_HOME"])}
