@@ -74,13 +74,21 @@ class IndexLayout:
     default, a shard per node); `replication_factor` keeps each shard on that many nodes.
     Defaults are Weaviate's own HNSW settings, uncompressed, its own sharding, one copy.
 
-    With several copies, a node that was down comes back without the writes it missed, and
-    Weaviate repairs it only when a read at ALL meets the object, unless asynchronous
-    replication is on: replicas then compare hash trees every `replica_sync_seconds` and copy
-    what differs. Weaviate's default timings took 60 to 65 s to repair a restarted node of a
-    local three-node cluster; 5 s took about 5. A stale chunk deleted while a node was down
-    must stay deleted, and a chunk written again after its deletion must stay: the later of
-    the two wins (time-based resolution).
+    With several copies, a node that was down comes back without the writes it missed;
+    asynchronous replication repairs it: replicas compare hash trees every
+    `replica_sync_seconds` (5 at the least; Weaviate raises shorter periods to 5 s) and copy
+    what differs. Weaviate's default timings (30 s) took 60 to 65 s to repair a restarted node
+    of a local three-node cluster; 5 s took about 5. Without it, Weaviate repairs an object
+    only when a read at ALL meets it. A stale chunk deleted while a node was down must stay
+    deleted, and a chunk written again after its deletion must stay: the later of the two wins
+    (time-based resolution).
+
+    Since Weaviate 1.38 asynchronous replication is on for every collection with more than one
+    copy: the per-collection switch is gone (the server ignores it and reports it on), and
+    only the server's `ASYNC_REPLICATION_DISABLED` turns it off, for every collection. The
+    per-collection timings still apply, unless the server's own `ASYNC_REPLICATION_FREQUENCY`
+    (and the other `ASYNC_REPLICATION_*` settings) override them for every collection. Older
+    servers need the switch, which is why it is still sent.
     """
 
     ef_construction: int = 128

@@ -36,9 +36,13 @@ from pathlib import Path
 
 from resources.processes import process_alive
 
-# weaviate-client 4.23's own CI tests against this release; aliases need 1.32+, server-side
-# batching (`batch.stream`) 1.36+, and its go.mod asks for the Go the machines have (1.26).
-WEAVIATE_VERSION = "1.37.14"
+# The newest release that builds from the Go module proxy: 1.39.4 and later need
+# github.com/weaviate/sroar v0.0.17 or v0.0.18, whose module archives the proxy refuses (403),
+# so `go install` fails on them; 1.39.3 needs v0.0.16, which it serves. weaviate-client 4.23's
+# own CI tests 1.39; aliases need 1.32+, server-side batching (`batch.stream`) 1.36+, and its
+# go.mod asks for Go 1.26. Since 1.38 every replicated collection replicates asynchronously
+# (`schema.py`, IndexLayout.replication).
+WEAVIATE_VERSION = "1.39.3"
 GO_PACKAGE = "github.com/weaviate/weaviate/cmd/weaviate-server"
 CACHE_DIR = Path(
     os.environ.get("WEAVIATE_INDEXER_CACHE") or Path.home() / ".cache/weaviate-indexer"

@@ -17,13 +17,20 @@ import httpx
 import numpy as np
 import pytest
 import weaviate
-from weaviate.classes.config import Configure, DataType, Property, Tokenization
+from weaviate.classes.config import (
+    Configure,
+    DataType,
+    Property,
+    Tokenization,
+    VectorDistances,
+)
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery, Sort
 from weaviate.collections import Collection
 from weaviate.exceptions import UnexpectedStatusCodeError
 from weaviate.util import generate_uuid5
 
+from resources.weaviate.schema import ensure_metadata_properties
 from resources.weaviate.server import WEAVIATE_VERSION
 from tests.conftest import WeaviateTarget, connect
 
@@ -468,6 +475,31 @@ def test_near_vector_distance_order_limit_offset(
         [1.0, 0.0, 0.0], filters=Filter.by_property("n").greater_than(2), limit=1
     )
     assert [o.properties["n"] for o in filtered.objects] == [3]
+
+
+def test_an_hfresh_collection_is_read_and_searched(
+    client: weaviate.WeaviateClient, name: str
+) -> None:
+    """HFresh, a generally available index type since Weaviate 1.38: the project creates HNSW
+    collections, but leaves an existing collection as it is, so it must read and extend an
+    HFresh one (its properties, a new metadata property) and search it like any other."""
+    collection = client.collections.create(
+        name,
+        properties=[Property(name="n", data_type=DataType.INT)],
+        vector_config=Configure.Vectors.self_provided(
+            vector_index_config=Configure.VectorIndex.hfresh(distance_metric=VectorDistances.COSINE)
+        ),
+    )
+    index = collection.config.get().vector_config["default"].vector_index_config
+    assert (index.vector_index_type(), index.distance_metric) == ("hfresh", VectorDistances.COSINE)
+    assert ensure_metadata_properties(client, name, [{"lang": "en"}]) == {
+        "n": DataType.INT,
+        "lang": DataType.TEXT,
+    }
+    angles = [0.0, 0.2, 0.5, 0.9, 1.4]
+    ingest(collection, [({"n": i}, [np.cos(a), np.sin(a), 0.0]) for i, a in enumerate(angles)])
+    found = collection.query.near_vector([1.0, 0.0, 0.0], limit=2).objects
+    assert [o.properties["n"] for o in found] == [0, 1]
 
 
 def test_fetch_limit_offset_and_iterator(client: weaviate.WeaviateClient, name: str) -> None:

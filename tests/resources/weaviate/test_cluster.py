@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import pytest
+from weaviate.classes.config import Configure
 
 from resources.weaviate.cluster import LocalCluster, healthy_nodes
 from resources.weaviate.schema import IndexLayout, ensure_collection
+from resources.weaviate.server import WEAVIATE_VERSION
 from tests.conftest import connect
 
 
@@ -51,5 +53,29 @@ def test_the_cluster_is_healthy_and_a_replicated_collection_spans_every_node(wea
     assert (replication.factor, replication.async_enabled) == (3, True)
     assert replication.deletion_strategy.value == "TimeBasedResolution"
     assert replication.async_config.frequency == 5000
-    # Three shards, each kept on all three nodes.
+    # Three shards, each kept on all three nodes, every node the pinned release.
     assert sorted(len(node.shards) for node in nodes) == [3, 3, 3]
+    assert {node.version for node in nodes} == {WEAVIATE_VERSION}
+
+
+def test_every_replicated_collection_replicates_asynchronously(weaviate_cluster):
+    """Since Weaviate 1.38 the per-collection switch is gone: asked off, the server keeps it on
+    (only its ASYNC_REPLICATION_DISABLED turns it off); one copy has nothing to replicate."""
+    with connect(weaviate_cluster.nodes[0]) as client:
+        try:
+            for name, factor in (("AskedOff", 3), ("OneCopy", 1)):
+                client.collections.create(
+                    name,
+                    vector_config=Configure.Vectors.self_provided(),
+                    replication_config=Configure.replication(factor=factor, async_enabled=False),
+                )
+            configs = {
+                name: client.collections.get(name).config.get().replication_config
+                for name in ("AskedOff", "OneCopy")
+            }
+        finally:
+            client.collections.delete(["AskedOff", "OneCopy"])
+    assert {name: (c.factor, c.async_enabled) for name, c in configs.items()} == {
+        "AskedOff": (3, True),
+        "OneCopy": (1, False),
+    }
