@@ -1,11 +1,25 @@
-"""The whole pipeline over the first documents of the reference corpus, run the way a backfill
-runs it, and projected to the 1.25M-document corpus.
+"""The whole pipeline over the first documents of the reference corpus, from files to a
+searchable index, by one of the paths a user takes or by the harness's own runs, and projected
+to the 1.25M-document corpus.
 
-    python benchmarks/full_run.py --docs 20000 --out /tmp/full-run --device cuda
+    python benchmarks/full_run.py --docs 20000 --out /tmp/full-run --device cuda   # the command
+    python benchmarks/full_run.py --via ui ...       # a backfill through the run queue, as the UI
+    python benchmarks/full_run.py --via runs --shards-per-run 8 --concurrent-runs 4 ...  # harness
     WEAVIATE_COMPRESSION=rq python benchmarks/full_run.py --docs 20000 --out /tmp/full-run-rq \
         --vectors-from /tmp/full-run     # the same documents, the vectors of the first run
 
-What runs:
+`--via` picks how the shards are indexed, each on the same corpus, server and instance settings
+(the project's dagster.yaml with this machine's runs at once):
+
+- `command` (default): `weaviate-indexer index`, the product's own command, with its defaults;
+  it registers the corpus, runs its runs, and waits until the index is searchable;
+- `ui`: `register_shards`, then a backfill of the indexing assets over every partition created
+  as the UI's "Materialize all" creates it, carried out by Dagster's daemon (`dagster-daemon
+  run`): its runs wait in the instance's run queue and start through the run launcher;
+- `runs`: the harness's own arrangement, described below: `--concurrent-runs` processes of
+  `--shards-per-run` shards, started by this script.
+
+What `runs` runs:
 
 1. `sample-corpus` writes the reference corpus's first N documents (each document is drawn from
    its own random stream, so these are exactly documents 0..N-1 of the 1.25M);
@@ -59,24 +73,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterable
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dagster import AssetKey, DagsterInstance, RunsFilter  # noqa: E402
+from dagster import AssetKey, DagsterInstance  # noqa: E402
 from dagster._core.storage.tags import (  # noqa: E402
     ASSET_PARTITION_RANGE_END_TAG,
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
 from assets.partitions import shard_partitions  # noqa: E402
-from orchestration.instance import prepare_instance  # noqa: E402
+from orchestration.instance import prepare_instance, runs_at_once  # noqa: E402
+from orchestration.rates import step_intervals, union_seconds  # noqa: E402
 from resources.corpus.sample import SampleSpec, corpus_totals, write_sample_corpus  # noqa: E402
 from resources.weaviate.server import LocalServer  # noqa: E402
 
@@ -92,7 +109,7 @@ def managed_server(out: Path, async_indexing: bool) -> LocalServer:
     return LocalServer.on_free_ports(
         out / "data" / "weaviate",
         api_key=os.environ.get("WEAVIATE_API_KEY") or None,
-        extra_env=(("ASYNC_INDEXING", "true"),) if async_indexing else (),
+        extra_env=(("ASYNC_INDEXING", "true" if async_indexing else "false"),),
     )
 
 
@@ -101,17 +118,23 @@ def _environment(args: argparse.Namespace, out: Path, server: LocalServer | None
     env.update(
         DAGSTER_HOME=str(out / "dagster_home"),
         INDEXER_DATA_DIR=str(out / "data"),
-        CORPUS_PATH=str(out / "corpus"),
+        CORPUS_PATH=str(args.corpus.resolve() if args.corpus else out / "corpus"),
         SHARD_SIZE=str(args.shard_size),
-        SHARDS_PER_RUN=str(args.shards_per_run),
-        CHUNK_PROCESSES=str(args.chunk_processes),
         EMBEDDING_DEVICE=args.device,
+        WEAVIATE_ASYNC_INDEXING=str(args.indexing == "async").lower(),
         GPU_POOL_SLOTS=str(args.gpu_slots or ""),
         WEAVIATE_COLLECTION="FullRun",
         HF_HUB_OFFLINE="1",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         FULL_RUN_DEFINITIONS=str(args.definitions.resolve()) if args.definitions else "",
     )
+    # The product's defaults unless told otherwise.
+    for name, value in (("SHARDS_PER_RUN", args.shards_per_run),
+                        ("CHUNK_PROCESSES", args.chunk_processes)):  # fmt: skip
+        if value:
+            env[name] = str(value)
+        else:
+            env.pop(name, None)
     if server is None:
         env.update(WEAVIATE_MODE="custom", WEAVIATE_URL=args.weaviate_url)
     else:
@@ -222,13 +245,12 @@ def _metadata(instance: DagsterInstance, asset: str) -> list[dict]:
     return list(per_run.values())
 
 
-def _union_seconds(intervals: list[tuple[float, float]]) -> float:
-    total, end = 0.0, float("-inf")
-    for start, stop in sorted(intervals):
-        if stop > end:
-            total += stop - max(start, end)
-            end = stop
-    return total
+_union_seconds = union_seconds
+
+
+def _index_runs(instance: DagsterInstance) -> list:
+    """The runs that indexed shards: every run but the registration."""
+    return [run for run in instance.get_runs() if run.job_name != "register_shards"]
 
 
 def _finished_steps(instance: DagsterInstance, run) -> list[tuple[float, float, str]]:
@@ -238,16 +260,6 @@ def _finished_steps(instance: DagsterInstance, run) -> list[tuple[float, float, 
         for step in instance.get_run_step_stats(run.run_id)
         if step.start_time and step.end_time
     )
-
-
-def _step_intervals(
-    runs_steps: Iterable[list[tuple[float, float, str]]],
-) -> dict[str, list[tuple[float, float]]]:
-    steps: dict[str, list[tuple[float, float]]] = {}
-    for run_steps in runs_steps:
-        for began, ended, name in run_steps:
-            steps.setdefault(name, []).append((began, ended))
-    return steps
 
 
 def _clip(intervals: list[tuple[float, float]], lo: float, hi: float) -> list[tuple[float, float]]:
@@ -278,9 +290,9 @@ def measure(
         (m["timestamp"] - m["ingest_seconds"], m["timestamp"]) for m in ingested
     ]
     busy = _union_seconds(work)
-    runs = instance.get_runs(filters=RunsFilter(job_name="index_shards"))
+    runs = _index_runs(instance)
     runs_steps = [_finished_steps(instance, run) for run in runs]
-    steps = _step_intervals(runs_steps)
+    steps = step_intervals(instance, [run.run_id for run in runs])
     gpu_steps = steps.get("embeddings", [])
     first, last = min(a for a, _ in gpu_steps), max(b for _, b in gpu_steps)
     window = last - first
@@ -315,7 +327,7 @@ def measure(
             name: round(sum(b - a for a, b in spans), 2) for name, spans in sorted(steps.items())
         },
         "concurrent_runs": concurrent,
-        "per_run_phases": run_phases(instance, runs, runs_steps, launched),
+        "per_run_phases": run_phases(instance, runs, runs_steps, launched) if launched else {},
         "per_gpu": per_gpu(instance, wall),
     }
 
@@ -411,8 +423,7 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
 
 def stage_rates(instance: DagsterInstance) -> dict:
     """Each stage's throughput over the union of its steps' time."""
-    runs = instance.get_runs(filters=RunsFilter(job_name="index_shards"))
-    steps = _step_intervals(_finished_steps(instance, run) for run in runs)
+    steps = step_intervals(instance, [run.run_id for run in _index_runs(instance)])
     shards = {name: _metadata(instance, name) for name in STAGES + ("corpus_shard",)}
 
     def total(asset: str, name: str) -> float:
@@ -428,6 +439,110 @@ def stage_rates(instance: DagsterInstance) -> dict:
         "tokens_embedded_per_second": rate(total("embeddings", "tokens"), "embeddings"),
         "objects_stored_per_second": rate(total("weaviate_index", "objects"), "weaviate_index"),
     }
+
+
+def run_command(env: dict[str, str], out: Path) -> tuple[float, float | None]:
+    """`weaviate-indexer index` with its defaults; its wall seconds and the files-to-searchable
+    seconds it printed."""
+    log = out / "logs" / "index.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log, "w") as output:
+        done = subprocess.run([sys.executable, "-m", "orchestration.cli", "index"], env=env,
+                              cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)  # fmt: skip
+    wall = time.perf_counter() - started
+    text = log.read_text(errors="replace")
+    if done.returncode != 0:
+        raise SystemExit(f"index failed (exit {done.returncode}):\n{text[-4000:]}")
+    found = re.search(r"files to searchable: ([\d.]+)s", text)
+    print(text[-2000:])
+    return wall, float(found.group(1)) if found else None
+
+
+def run_ui_backfill(env: dict[str, str], instance: DagsterInstance, out: Path) -> float:
+    """A backfill of the indexing assets over every partition, created as the UI's launch
+    creates it, carried out by Dagster's daemon through the instance's run queue; its wall
+    seconds from its creation to its end."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    from orchestration.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    selection = [key for key in graph.get_all_asset_keys() if key.path[-1] in
+                 ("corpus_shard", "chunks", "embeddings", "weaviate_index")]  # fmt: skip
+    backfill_id = uuid.uuid4().hex[:8]
+    log = out / "logs" / "daemon.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as output:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "dagster._daemon", "run", "-w", str(ROOT / "workspace.yaml")],
+            env=env, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        started = time.perf_counter()
+        instance.add_backfill(
+            PartitionBackfill.from_asset_partitions(
+                backfill_id=backfill_id, asset_graph=graph, partition_names=None,
+                asset_selection=selection, backfill_timestamp=time.time(), tags={},
+                dynamic_partitions_store=instance, all_partitions=True, title=None,
+                description=None, run_config=None,
+            )
+        )  # fmt: skip
+        ended = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS,
+                 BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED,
+                 BulkActionStatus.CANCELED}  # fmt: skip
+        while (backfill := instance.get_backfill(backfill_id)).status not in ended:
+            if daemon.poll() is not None:
+                raise SystemExit(f"the daemon exited:\n{log.read_text()[-4000:]}")
+            time.sleep(1.0)
+        wall = time.perf_counter() - started
+        if backfill.status not in (BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS):
+            raise SystemExit(f"backfill {backfill_id} ended {backfill.status}")
+        return wall
+    finally:
+        daemon.terminate()
+        daemon.wait(60)
+
+
+class MemoryPeaks:
+    """Peak resident memory, sampled each second: the server's, and that of every other process
+    this one started (the command and its workers, the daemon and its runs, chunk processes)."""
+
+    def __init__(self, server: LocalServer | None):
+        self.server_pid = server.pid() if server else None
+        self.server = self.pipeline = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> MemoryPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(1.0):
+            parents, rss = {}, {}
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                    pid = int(stat.parent.name)
+                    parents[pid], rss[pid] = (
+                        int(fields[1]),
+                        int(fields[21]) * os.sysconf("SC_PAGE_SIZE"),
+                    )
+                except (OSError, ValueError, IndexError):
+                    continue
+            mine = {os.getpid()}
+            for _ in range(6):  # descendants, a few generations down
+                mine |= {pid for pid, parent in parents.items() if parent in mine}
+            mine.discard(os.getpid())
+            server = rss.get(self.server_pid, 0) if self.server_pid else 0
+            mine.discard(self.server_pid)
+            self.server = max(self.server, server)
+            self.pipeline = max(self.pipeline, sum(rss.get(pid, 0) for pid in mine))
 
 
 def project(measured: dict, reference: dict) -> dict:
@@ -457,15 +572,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=2000)
     parser.add_argument("--shard-size", type=int, default=1000)
-    parser.add_argument("--shards-per-run", type=int, default=16)
-    parser.add_argument("--concurrent-runs", type=int, default=1)
+    parser.add_argument("--via", choices=["command", "ui", "runs"], default="command")
+    parser.add_argument("--shards-per-run", type=int, default=0,
+                        help="SHARDS_PER_RUN (0: the product's default)")  # fmt: skip
+    parser.add_argument("--concurrent-runs", type=int, default=0,
+                        help="--via runs: runs at once (0: the instance's)")  # fmt: skip
     parser.add_argument(
         "--chunk-processes", type=int, default=0, help="CHUNK_PROCESSES (0: the asset's default)"
     )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
-        "--async-indexing", action="store_true",
-        help="the managed server indexes vectors in the background (ASYNC_INDEXING)",
+        "--indexing", choices=["async", "sync"], default="async",
+        help="the managed server indexes vectors in the background (ASYNC_INDEXING), or not",
     )  # fmt: skip
     parser.add_argument("--gpu-slots", type=int, default=0, help="GPU_POOL_SLOTS (0: one per GPU)")
     parser.add_argument(
@@ -473,6 +591,11 @@ def main() -> None:
         help="a running Weaviate (default: the managed server, started in --out)",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path(".data/full-run"))
+    parser.add_argument(
+        "--corpus", type=Path, default=None,
+        help="where the sample corpus is (written there if it is not): several runs over one "
+        "corpus write it once (default: in --out)",
+    )  # fmt: skip
     parser.add_argument(
         "--vectors-from", type=Path, default=None,
         help="the --out of an earlier run over the same documents: its vector files are copied "
@@ -493,27 +616,50 @@ def main() -> None:
             args.vectors_from.resolve() / "data" / "embeddings", out / "data" / "embeddings"
         )
     started = time.perf_counter()
-    sample = write_sample_corpus(out / "corpus", SampleSpec(docs=args.docs), workers=os.cpu_count())
+    corpus = args.corpus.resolve() if args.corpus else out / "corpus"
+    if (corpus / "corpus_stats.json").is_file():  # written by an earlier run: the same documents
+        sample = json.loads((corpus / "corpus_stats.json").read_text())
+        assert sample["documents"] == args.docs, f"{corpus} holds {sample['documents']} documents"
+    else:
+        sample = write_sample_corpus(corpus, SampleSpec(docs=args.docs), workers=os.cpu_count())
     corpus_seconds = time.perf_counter() - started
     reference = corpus_totals(SampleSpec(docs=REFERENCE_DOCS))
 
-    server = None if args.weaviate_url else managed_server(out, args.async_indexing)
+    server = None if args.weaviate_url else managed_server(out, args.indexing == "async")
     env = _environment(args, out, server)
     os.environ.update(DAGSTER_HOME=env["DAGSTER_HOME"], GPU_POOL_SLOTS=env["GPU_POOL_SLOTS"])
-    prepare_instance()  # the project's dagster.yaml, the gpu pool's slots
+    prepare_instance()  # the project's dagster.yaml for this machine, the gpu pool's slots
+    register_seconds = 0.0
     try:
         if server is not None:
             server.start()
-        started = time.perf_counter()
-        _Run(env, "register_shards", "register_shards").wait()
-        register_seconds = time.perf_counter() - started
-        with DagsterInstance.get() as instance:
+        with DagsterInstance.get() as instance, MemoryPeaks(server) as memory:
+            concurrent = args.concurrent_runs or runs_at_once(instance)
+            began, started, launched = time.time(), time.perf_counter(), {}
+            printed = None
+            if args.via == "command":
+                wall, printed = run_command(env, out)
+            else:
+                _Run(env, "register_shards", "register_shards").wait()
+                register_seconds = time.perf_counter() - started
+                began = time.time()
+                if args.via == "ui":
+                    wall = run_ui_backfill(env, instance, out)
+                else:
+                    keys = instance.get_dynamic_partitions(shard_partitions.name)
+                    per_run = args.shards_per_run or 16
+                    wall, launched = run_backfill(env, keys, per_run, concurrent)
             keys = instance.get_dynamic_partitions(shard_partitions.name)
-            began = time.time()
-            wall, launched = run_backfill(env, keys, args.shards_per_run, args.concurrent_runs)
-            measured = measure(instance, began, wall, args.concurrent_runs, launched)
+            measured = measure(instance, began, wall, concurrent, launched)
             measured["stages"] = stage_rates(instance)
-        measured["searchable"] = searchable(server, env, out)
+            measured["searchable"] = searchable(server, env, out)
+        files_to_searchable = printed or (
+            register_seconds + wall + measured["searchable"].get("seconds_after_last_run", 0.0)
+        )
+        measured["files_to_searchable_seconds"] = round(files_to_searchable, 1)
+        objects = measured["searchable"].get("objects", 0)
+        measured["objects_per_second_to_searchable"] = round(objects / files_to_searchable, 1)
+        measured["peak_rss_bytes"] = {"server": memory.server, "pipeline": memory.pipeline}
     finally:
         if server is not None:
             server.stop()
