@@ -42,3 +42,31 @@ def test_step_retries_come_15_45_and_105_seconds_after_the_failure():
         for attempt in range(1, TRANSIENT.max_retries + 1)
     ]
     assert delays == [15, 45, 105]
+
+
+def test_the_runs_at_once_are_this_machines_and_a_users_edit_is_kept(tmp_path, monkeypatch):
+    from orchestration.instance import prepare_instance, runs_at_once, settings_for
+    from resources.capacity import Machine, concurrent_runs
+
+    big = Machine(cpus=16, gpus=1, memory_bytes=125 * 2**30)
+    (tmp_path / "dagster.yaml").write_text(settings_for(big))
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        # What the run queue's daemon reads (`get_concurrency_config`): a backfill starts as many.
+        assert runs_at_once(instance) == 4
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    edited = (tmp_path / "dagster.yaml").read_text().replace("runs: 4", "runs: 7")
+    (tmp_path / "dagster.yaml").write_text(edited)
+    prepare_instance()
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        assert runs_at_once(instance) == 7
+
+    # Settings from before the number existed are replaced by this machine's.
+    shutil.copy(SETTINGS_FILE, tmp_path / "dagster.yaml")
+    text = (tmp_path / "dagster.yaml").read_text()
+    old = text.replace("  runs:\n    max_concurrent_runs: 4\n", "")
+    assert "max_concurrent_runs" not in old
+    (tmp_path / "dagster.yaml").write_text(old)
+    prepare_instance()
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path))) as instance:
+        assert runs_at_once(instance) == concurrent_runs(Machine.this())
