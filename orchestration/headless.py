@@ -30,6 +30,11 @@ from orchestration.run_pool import QUIET, TRIGGER_TAG, RunOutcome, RunPool
 from resources.corpus.manifest import load_manifest
 from resources.weaviate.searchable import wait_until_searchable
 
+# How a step says that Weaviate cannot take writes at all (resources/weaviate: a cluster that
+# lost its quorum, a server that cannot be reached): every later run would fail the same way
+# after minutes of retries, so the command stops instead of trying each in turn.
+WEAVIATE_DOWN = ("Weaviate cluster:", "cannot reach Weaviate")
+
 
 @dataclass
 class IndexSummary:
@@ -47,10 +52,11 @@ class IndexSummary:
     searchable_after: float | None = None  # command start to an empty vector queue
     rates: dict[str, float] = field(default_factory=dict)  # per stage, see `rates`
     stopped_by: int | None = None  # the signal that stopped the command, if one did
+    halted_by: str = ""  # a failure that stopped it: Weaviate cannot take writes
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.stopped_by
+        return not self.failed and not self.stopped_by and not self.halted_by
 
     @property
     def not_run(self) -> list[str]:
@@ -190,6 +196,10 @@ def run_shards(
     def report(outcome: RunOutcome) -> None:
         summary.add(outcome)
         say(_progress(summary, time.perf_counter() - started, outcome))
+        if outcome.error.startswith(WEAVIATE_DOWN) and not pool.stopping:
+            summary.halted_by = outcome.error
+            say(f"stopping: {outcome.error}")
+            pool.stop()
 
     if groups:
         say(f"{len(keys)} shards to index in {len(groups)} runs, {pool.size} at once")
@@ -254,7 +264,12 @@ def describe(summary: IndexSummary) -> str:
             "stages: " + ", ".join(f"{rate:,.0f} {unit}/s" for unit, rate in summary.rates.items())
         )
     left = summary.failed + summary.not_run
-    if summary.stopped_by:
+    if summary.halted_by:
+        lines.append(
+            f"stopped after a run failed with: {summary.halted_by}\n{len(left)} shards not "
+            "indexed; run the command again once Weaviate takes writes"
+        )
+    elif summary.stopped_by:
         lines.append(
             f"stopped by {signal.Signals(summary.stopped_by).name}: {len(left)} shards not "
             "indexed; "

@@ -61,6 +61,7 @@ class RunOutcome:
     run_id: str | None  # None: the run never started (its worker died first)
     success: bool
     numbers: dict[str, dict[str, int]] = field(default_factory=dict)  # shard -> counts
+    error: str = ""  # the first line of its first step failure, if any
 
 
 def execute_group(job, instance: DagsterInstance, shards: list[str]) -> RunOutcome:
@@ -74,7 +75,22 @@ def execute_group(job, instance: DagsterInstance, shards: list[str]) -> RunOutco
     result = job.execute_in_process(
         instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
     )
-    return RunOutcome(shards, result.run_id, result.success, _shard_numbers(result))
+    return RunOutcome(
+        shards, result.run_id, result.success, _shard_numbers(result), _first_failure(result)
+    )
+
+
+def _first_failure(result) -> str:
+    """The first line of what the run's first failed step said (a `Failure`'s description, or
+    the error's message)."""
+    for event in result.all_events:
+        if event.is_step_failure:
+            data = event.step_failure_data
+            said = data.user_failure_data.description if data.user_failure_data else None
+            if not said and data.error:
+                said = data.error.message
+            return (said or "").strip().split("\n")[0]
+    return ""
 
 
 def _shard_numbers(result) -> dict[str, dict[str, int]]:
