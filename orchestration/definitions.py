@@ -6,9 +6,8 @@ Resources are configured from the environment in `orchestration/resources.py`.
 from __future__ import annotations
 
 import os
-import warnings
 
-from dagster import BetaWarning, Definitions, ExecutorDefinition, in_process_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor
 
 from assets.chunks import chunks
 from assets.corpus import corpus_shard
@@ -22,20 +21,7 @@ from orchestration.removal import remove_shards
 from orchestration.resources import build_resources
 from orchestration.schedules import NIGHTLY, build_index_schedule
 from orchestration.sensors import build_corpus_sensor, build_retry_sensor
-
-# Dagster 1.13 copies sensor definitions through an initializer whose `owners` parameter is
-# beta, and warns on each copy although no sensor here sets owners: nothing a user can act on.
-warnings.filterwarnings(
-    "ignore",
-    message="Parameter `owners` of initializer `SensorDefinition.__init__`",
-    category=BetaWarning,
-)
-# Dagster 1.13's own serialization of every schedule reads this deprecated property.
-warnings.filterwarnings(
-    "ignore",
-    message="Property `ScheduleDefinition.environment_vars` is deprecated",
-    category=DeprecationWarning,
-)
+from orchestration.workarounds import apply as apply_workarounds
 
 # Keeping the index fresh (README): sensors and the schedule ship stopped; their settings are
 # read when the definitions load.
@@ -49,8 +35,10 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
     nothing to run side by side, and a process per step would import torch and the model
     stack again for each of them, seconds of overhead per run (BENCHMARKS.md). Concurrency
     pools still hold, so two runs never embed on one GPU at once. deploy/k8s passes the
-    Kubernetes executor, which gives the embeddings step a GPU pod of its own.
+    Kubernetes executor, which gives the embeddings step a GPU pod of its own. Every process
+    that loads them gets the repairs to Dagster's internals (`orchestration/workarounds.py`).
     """
+    apply_workarounds()
     return Definitions(
         assets=[corpus_shard, chunks, embeddings, index_asset, embedding_profile],
         asset_checks=[object_count_matches_chunks],

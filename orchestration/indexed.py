@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, RunsFilter
-from dagster._core.events import DagsterEventType
+from dagster import AssetKey, AssetRecordsFilter, DagsterEventType, DagsterInstance, RunsFilter
 from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from assets.partitions import run_shards

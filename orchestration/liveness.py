@@ -24,8 +24,15 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
+    DefaultRunLauncher,
+    RunsFilter,
+)
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 from resources.processes import process_alive, process_started
 
