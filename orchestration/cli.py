@@ -187,9 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="embedding-profile.html")
     p.set_defaults(func=_profile)
 
-    p = sub.add_parser("demo", help="index the corpus (a generated sample where there is none) "
-                       "end to end and search it")  # fmt: skip
-    p.add_argument("--docs", type=int, default=200, help="documents of the sample corpus")
+    p = sub.add_parser("demo", help="index the corpus (Python's help topics where there is none) "
+                       "end to end and ask it a question")  # fmt: skip
+    p.add_argument("--docs", type=int, default=None,
+                   help="help topics of the demo corpus (default: all)")  # fmt: skip
     p.add_argument("--query", default=None)
     p.set_defaults(func=_demo)
     return parser

@@ -1,14 +1,20 @@
 """The main job: index the configured corpus end to end through the Dagster definitions, with
-a generated sample corpus where there is none yet, and search it.
+Python's own help topics where there is no corpus yet, and ask it a question.
 
 It uses the settings every entry point uses (`resources/settings.py`): the corpus at
 CORPUS_PATH (by default `.data/corpus`), shards of SHARD_SIZE documents, the Dagster instance at
 DAGSTER_HOME (by default `.dagster_home`). So `make ui` afterwards shows these runs and their
 metadata, and its `register_shards` finds the same corpus and the same shards.
+
+The question has a known answer: the help topic that answers it, for the help corpus, or the
+document whose first sentence it is, for any other corpus; the demo says whether that document
+came first.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 from resources import settings
@@ -22,19 +28,14 @@ def _has_files(corpus: Path) -> bool:
         return False
 
 
-def run_demo(docs: int, query: str | None) -> int:
+def run_demo(docs: int | None, query: str | None) -> int:
     from orchestration.headless import describe, index_corpus
     from orchestration.resources import build_resources
-    from resources.corpus.sample import SampleSpec, write_sample_corpus
+    from resources.corpus.python_help import write_help_corpus
 
     corpus_dir = Path(settings.corpus_path())
     if not _has_files(corpus_dir):
-        spec = SampleSpec(docs=docs, median_tokens=250, max_tokens=4000, docs_per_file=100)
-        stats = write_sample_corpus(corpus_dir, spec)
-        print(
-            f"sample corpus: {stats['documents']} documents, {stats['tokens']} tokens "
-            f"(median {stats['p50_tokens']}, max {stats['max_tokens']}) in {corpus_dir}"
-        )
+        print(f"corpus: {write_help_corpus(corpus_dir, docs)} in {corpus_dir}")
     else:
         print(f"corpus: {corpus_dir} (shards of {settings.shard_size()} documents)")
 
@@ -45,16 +46,21 @@ def run_demo(docs: int, query: str | None) -> int:
     server_was_running = server is not None and server.ready()
     summary = index_corpus()
     print(describe(summary))
-    _print_collection_and_search(resources, query)
+    question = _ask(resources, corpus_dir, query)
     if server is not None and not server_was_running:
         server.stop()
         print(f"stopped the Weaviate server this command started; its data stays in {server.root}")
+    command = Path(os.path.relpath(Path(sys.executable).parent / "weaviate-indexer"))
+    question = question or "your question"
+    print(f'to search it: {command} search "{question}" (-k for more hits)')
     return 0 if summary.ok else 1
 
 
-def _print_collection_and_search(resources: dict, query: str | None) -> None:
+def _ask(resources: dict, corpus_dir: Path, query: str | None) -> str:
+    """Asks the collection `query`, or a question with a known answer; returns the question."""
     from weaviate.classes.query import Filter
 
+    from resources.corpus import python_help
     from resources.weaviate.search import nearest_chunks
 
     weaviate = resources["weaviate"]
@@ -63,16 +69,25 @@ def _print_collection_and_search(resources: dict, query: str | None) -> None:
         collection = client.collections.get(weaviate.collection)
         total = collection.aggregate.over_all(total_count=True).total_count
         print(f"collection {weaviate.collection}: {total} objects")
-        if query is None:
+        expected = None
+        if query is None and python_help.is_help_corpus(corpus_dir):
+            query, expected = python_help.QUESTION, python_help.ANSWER
+        elif query is None:
             first = collection.query.fetch_objects(
                 filters=Filter.by_property("chunk_index").equal(0), limit=1
             ).objects
             if not first:
-                return
+                return ""
+            expected = str(first[0].properties["doc_id"])
             query = str(first[0].properties["text"]).split(".")[0] + "."
-            print(f"(the query is the first sentence of {first[0].properties['doc_id']})")
+            print(f"(the question is the first sentence of {expected})")
         vector = embedder.embed([query]).vectors[0]
-        print(f"search: {query!r}")
-        for hit in nearest_chunks(client, weaviate.collection, vector, k=5):
-            preview = hit.text[:70].replace("\n", " ")
-            print(f"  {hit.distance:.4f}  {hit.doc_id}#{hit.chunk_index}  {preview}...")
+        print(f"question: {query!r}")
+        hits = nearest_chunks(client, weaviate.collection, vector, k=5)
+    for hit in hits:
+        preview = " ".join(hit.text[:90].split())
+        print(f"  {hit.distance:.4f}  {hit.doc_id}#{hit.chunk_index}  {preview}...")
+    if expected is not None and hits:
+        verdict = "the expected document" if hits[0].doc_id == expected else f"not {expected}"
+        print(f"top hit: {hits[0].doc_id}, {verdict}")
+    return query

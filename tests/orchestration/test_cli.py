@@ -2,11 +2,13 @@ import ast
 import importlib
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 from orchestration.cli import main
+from resources.corpus import python_help
 from resources.weaviate.server import WEAVIATE_VERSION, LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,8 +26,9 @@ def test_sample_corpus_writes_files_and_statistics(tmp_path, capsys):
 
 
 def test_demo_indexes_a_corpus_into_a_managed_server_it_starts_and_stops(tmp_path):
-    """What `make run` does, on a tiny corpus: no Weaviate configured, so the demo starts the
-    managed server (the real binary, on free ports), indexes, searches and stops it again."""
+    """What `make run` does, on the first help topics: no Weaviate configured, so the demo starts
+    the managed server (the real binary, on free ports), indexes, asks its question, finds the
+    topic that answers it first, stops the server and says how to search."""
     data = tmp_path / "data"
     server = LocalServer.on_free_ports(data / "weaviate")
     http_port = server.http_port
@@ -52,32 +55,31 @@ def test_demo_indexes_a_corpus_into_a_managed_server_it_starts_and_stops(tmp_pat
         server.stop()  # only if the demo left it running
     out = result.stdout
     assert result.returncode == 0, out + result.stderr
-    assert "sample corpus: 12 documents" in out
+    topics = f"12 help topics of Python {platform.python_version()}"
+    assert f"corpus: {topics} in {data / 'corpus'}" in out
     assert "3 shards registered" in out
     assert (
         f"Weaviate: managed Weaviate {WEAVIATE_VERSION} on 127.0.0.1:{http_port} "
         f"(data {data / 'weaviate'}) (auto: no WEAVIATE_URL)"
     ) in out
     # One run of the three shards, then what they wrote; the collection holds it all.
-    assert "  part-00000-s00000..part-00000-s00002: ok  3/3 shards" in out
+    assert "  python-help-topics-s00000..python-help-topics-s00002: ok  3/3 shards" in out
     summary = out.split("indexed 3/3 shards (")[1].split(")")[0]
     documents, chunks, objects = (int(part.split()[0]) for part in summary.split(", "))
     assert documents == 12 and chunks == objects >= 12
     assert f"collection Chunks: {objects} objects" in out
-    # The query is the first sentence of the first chunk the server lists, which differs from run
-    # to run (the order the server stored a batch's objects in); the search prints the five
-    # nearest chunks, nearest first.
-    source = out.split("(the query is the first sentence of ")[1].split(")")[0]
-    corpus_ids = {f"doc-{i:07d}" for i in range(12)}
-    assert source in corpus_ids
-    hits = [line.split()[:2] for line in out.split("search: ")[1].splitlines()[1:6]]
-    assert len(hits) == 5
+    # The question has a known answer, and the search puts it first: five hits, nearest first.
+    assert f"question: {python_help.QUESTION!r}" in out
+    hits = [line.split()[:2] for line in out.split("question: ")[1].splitlines()[1:6]]
     distances = [float(distance) for distance, _ in hits]
-    assert distances == sorted(distances) and distances[0] >= 0 and distances[-1] < 1
-    assert {chunk.split("#")[0] for _, chunk in hits} <= corpus_ids
+    assert len(hits) == 5 and distances == sorted(distances) and distances[-1] < 1
+    assert hits[0][1].startswith(f"{python_help.ANSWER}#")
+    assert f"top hit: {python_help.ANSWER}, the expected document" in out
     assert (
         f"stopped the Weaviate server this command started; its data stays in {data / 'weaviate'}"
     ) in out
+    command = os.path.relpath(Path(sys.executable).parent / "weaviate-indexer", ROOT)
+    assert f'to search it: {command} search "{python_help.QUESTION}"' in out
     assert not left_running and server.pid() is None
     assert (data / "weaviate" / "data").is_dir()
     # Runs went to the persistent instance, so the UI shows them afterwards.
