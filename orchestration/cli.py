@@ -75,10 +75,13 @@ def _instance(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
+    from orchestration.corpus_switch import refuse_another_corpus
     from orchestration.headless import describe, index_corpus
+    from resources import settings
 
     if args.corpus:
         os.environ["CORPUS_PATH"] = str(Path(args.corpus).resolve())
+    refuse_another_corpus(settings.data_dir(), settings.corpus_path(), args.remove_missing)
     summary = index_corpus(every=args.all, remove_missing=args.remove_missing)
     print(describe(summary))
     if summary.stopped_by:
@@ -203,6 +206,7 @@ def _project_errors() -> tuple[type[Exception], ...]:
     neither Dagster nor the Weaviate client does not load them."""
     from dagster import Failure
 
+    from orchestration.corpus_switch import OtherCorpusError
     from resources.corpus.loading import BadRecordError
     from resources.corpus.manifest import CorpusFileError, UnknownShardError
     from resources.weaviate.connection import WeaviateConnectionError
@@ -210,7 +214,7 @@ def _project_errors() -> tuple[type[Exception], ...]:
     from resources.weaviate.server import ServerError
 
     return (BadRecordError, CorpusFileError, UnknownShardError, WeaviateConnectionError,
-            IngestError, ServerError, Failure)  # fmt: skip
+            IngestError, ServerError, OtherCorpusError, Failure)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,11 +29,13 @@ def _has_files(corpus: Path) -> bool:
 
 
 def run_demo(docs: int | None, query: str | None) -> int:
+    from orchestration.corpus_switch import refuse_another_corpus
     from orchestration.headless import describe, index_corpus
     from orchestration.resources import build_resources
     from resources.corpus.python_help import write_help_corpus
 
     corpus_dir = Path(settings.corpus_path())
+    refuse_another_corpus(settings.data_dir(), str(corpus_dir), remove_missing=False)
     if not _has_files(corpus_dir):
         print(f"corpus: {write_help_corpus(corpus_dir, docs)} in {corpus_dir}")
     else:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from orchestration.cli import main
 from resources.corpus import python_help
+from resources.corpus.manifest import manifest_path, register_corpus
 from resources.weaviate.server import WEAVIATE_VERSION, LocalServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,3 +139,18 @@ def test_every_error_the_project_defines_ends_a_command_with_its_message():
     errors = {kind for kind in defined if issubclass(kind, Exception)}  # not control flow
     assert len(errors) >= 6
     assert {error for error in errors if not issubclass(error, _project_errors())} == set()
+
+
+def test_index_of_another_corpus_than_the_one_indexed_is_refused_before_it_registers(tmp_path):
+    data, first, other = tmp_path / "data", tmp_path / "first", tmp_path / "other"
+    for corpus in (first, other):
+        corpus.mkdir()
+        (corpus / "part.jsonl").write_text('{"id": "a", "text": "some text"}\n')
+    register_corpus(str(first), 1000, data)  # what an earlier `make run` leaves
+    manifest = manifest_path(data).read_text()
+    done = _console_script("index", "--corpus", str(other), INDEXER_DATA_DIR=str(data),
+                           DAGSTER_HOME=str(tmp_path / "dagster"))  # fmt: skip
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {other} is not the corpus indexed here (1 shards of ")
+    assert f"`weaviate-indexer index --corpus {other} --remove-missing`" in done.stderr
+    assert manifest_path(data).read_text() == manifest  # nothing registered
