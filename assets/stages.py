@@ -9,6 +9,7 @@ and refuse exactly alike.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,7 @@ from resources.embedding import EmbeddingResource
 from resources.embedding.engine import Progress
 from resources.embedding.resource import Engine
 from resources.embedding.tokenization import Tokenized
-from resources.files import count_lines, write_lines
+from resources.files import count_lines, write_lines, write_text_atomic
 from resources.shard_files import ShardFiles
 from resources.vectors import current_header, read_vectors, write_vectors
 from resources.weaviate.connection import WeaviateConnectionError
@@ -185,7 +186,7 @@ def index(
     chunks = consistent(client.collections.get(collection), policy.consistency)
     if shard_is_current(chunks, key, version, expected):
         log.info(f"shard {key}: {collection} already holds this version; nothing written")
-        return {"objects": 0, "objects_in_weaviate": expected, "unchanged": True}
+        return {**_ingested(files, collection, version, expected), "reused_checkpoint": True}
     types = ensure_metadata_properties(client, collection, metadata_samples(table))
     objects = build_objects(table, stored.vectors, key, version, types)
     try:
@@ -200,7 +201,7 @@ def index(
             metadata={"objects": exc.report.attempted, "failed_objects": len(exc.report.failed)},
         ) from None
     write_lines(files.weaviate_rejects, [f.as_json() for f in report.failed])
-    metadata: Metadata = {
+    figures: Metadata = {
         "objects": report.attempted,
         "failed_objects": len(report.failed),
         "stale_deleted": report.stale_deleted,
@@ -209,8 +210,23 @@ def index(
         "ingest_retries": report.retries,
         "ingest_seconds": round(report.seconds, 3),
         "ingest_objects_per_second": round(report.objects_per_second, 1),
-        "unchanged": False,
     }
+    body = {"collection": collection, "version": version, "figures": figures}
+    write_text_atomic(files.ingest_report, json.dumps(body) + "\n")
+    metadata: Metadata = {**figures, "reused_checkpoint": False}
     if report.failed:
         metadata["rejects_file"] = MetadataValue.path(str(files.weaviate_rejects))
     return metadata
+
+
+def _ingested(files: ShardFiles, collection: str, version: str, objects: int) -> Metadata:
+    """The figures of the ingest that wrote the shard's `objects` current objects into
+    `collection`, from its report; without one (written before reports were kept, or by another
+    data folder), the objects alone."""
+    try:
+        report = json.loads(files.ingest_report.read_text())
+    except FileNotFoundError:
+        report = {}
+    if report.get("collection") == collection and report.get("version") == version:
+        return report["figures"]
+    return {"objects": objects, "objects_in_weaviate": objects}

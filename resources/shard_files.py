@@ -45,6 +45,12 @@ class ShardFiles:
         return self._file("embeddings")
 
     @property
+    def ingest_report(self) -> Path:
+        """What the ingest that wrote the shard's current objects did (stage 4), so a run that
+        finds them current reports those figures again instead of zeros."""
+        return self._file("index", ".json")
+
+    @property
     def weaviate_rejects(self) -> Path:
         """Objects Weaviate refused, with `weaviate.rejects: quarantine` (stage 4)."""
         return self._file("quarantine", ".weaviate.jsonl")

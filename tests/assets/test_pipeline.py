@@ -188,8 +188,17 @@ def test_an_unchanged_rematerialization_does_no_gpu_work_and_writes_nothing(inde
     }
     assert vectors_file.stat().st_mtime_ns == vectors_written
     index = again.asset_materializations_for_node("weaviate_index")[0].metadata
-    assert index["unchanged"].value is True and index["objects"].value == 0
-    assert "ingest_batches" not in index and "stale_deleted" not in index
+    assert index["reused_checkpoint"].value is True
+    # Likewise the figures of the ingest that wrote the objects: the plots show the current state's.
+    ingest = indexed["results"]["b-s00001"].asset_materializations_for_node("weaviate_index")
+    first_index = ingest[0].metadata
+    assert first_index["reused_checkpoint"].value is False
+    figures = ("objects", "stale_deleted", "ingest_batches", "ingest_seconds",
+               "ingest_objects_per_second")  # fmt: skip
+    assert {name: index[name].value for name in figures} == {
+        name: first_index[name].value for name in figures
+    }
+    assert index["objects"].value == index["objects_in_weaviate"].value > 0
     # The server rewrote no object: every one keeps the time of its last write, and that write
     # came before this materialization (Weaviate stamps even an identical overwrite).
     after = _written(collection)
