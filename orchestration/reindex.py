@@ -118,9 +118,10 @@ def index_shard_into(
             return lease.enter_context(embedder.leased(holder, context.log.info)).engine
 
         live = corpus.files(key).embeddings
-        metadata |= stages.embed(
+        embedded = stages.embed(
             engine, files, embedder.model_identity(), context.log.info, reuse_from=[live]
         )
+    metadata |= embedded
     with stages.connected(lambda: _connected(weaviate)) as client:
         metadata |= stages.index(
             client, collection, files, weaviate.ingest_policy(), weaviate.rejects, context.log
@@ -128,7 +129,7 @@ def index_shard_into(
     written = int(metadata["objects_in_weaviate"])
     context.log.info(
         f"shard {key}: {written} objects in {collection}"
-        f"{' (vectors reused)' if metadata['reused_checkpoint'] else ''}"
+        f"{' (vectors reused)' if embedded['reused_checkpoint'] else ''}"
     )
     context.add_output_metadata(metadata)
     return written
