@@ -34,8 +34,8 @@ from resources.corpus.records import Document  # noqa: E402
 from resources.corpus.sample import SampleSpec, make_document  # noqa: E402
 from resources.corpus.shard_chunking import ShardChunker  # noqa: E402
 from resources.corpus.tables import write_documents  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL  # noqa: E402
 from resources.shard_files import ShardFiles  # noqa: E402
+from resources.tokenizer.model_source import DEFAULT_MODEL  # noqa: E402
 
 SHARD_SIZE = 1000
 

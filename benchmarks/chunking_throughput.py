@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from resources.corpus.chunking import Chunker  # noqa: E402
 from resources.corpus.records import Document  # noqa: E402
 from resources.corpus.sample import SampleSpec, make_document  # noqa: E402
-from resources.embedding.model_source import load_tokenizer  # noqa: E402
+from resources.tokenizer.model_source import load_tokenizer  # noqa: E402
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from sentence_transformers import SentenceTransformer  # noqa: E402
 
 from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
 from resources.embedding import EmbeddingEngine, EngineConfig  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 from resources.embedding.tokenization import tokenize  # noqa: E402
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 
 
 def timed(work) -> tuple[float, float]:

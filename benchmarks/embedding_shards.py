@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT))
 from assets.shards import CPU_STAGE_NICENESS  # noqa: E402
 from resources.corpus.tables import read_chunks, token_arrays  # noqa: E402
 from resources.embedding.engine import EmbeddingEngine, EngineConfig  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL  # noqa: E402
 from resources.embedding.tokenization import Tokenized  # noqa: E402
+from resources.tokenizer.model_source import DEFAULT_MODEL  # noqa: E402
 
 
 def load_shards(data_dir: Path, limit: int | None) -> list[Tokenized]:

@@ -36,8 +36,8 @@ from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
 from resources.embedding import EmbeddingEngine, EmbeddingResult, EngineConfig  # noqa: E402
 from resources.embedding.devices import MultiDeviceEngine, device_list  # noqa: E402
 from resources.embedding.engine import TOKENIZE_CHUNK  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 from resources.embedding.tokenization import TokenizerPool, tokenize  # noqa: E402
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 
 
 def _sync() -> None:

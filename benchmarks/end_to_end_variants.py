@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.embedding_throughput import fastest  # noqa: E402
 from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
 from resources.embedding.engine import EmbeddingEngine, EngineConfig  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 from resources.embedding.stats import EmbeddingStats  # noqa: E402
 from resources.embedding.tokenization import tokenize  # noqa: E402
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 
 
 def measure(args: argparse.Namespace, variant: str, texts: list[str]) -> EmbeddingStats:

@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resources.embedding.model_source import resolve_model_path  # noqa: E402
+from resources.tokenizer.model_source import resolve_model_path  # noqa: E402
 
 
 def main() -> None:

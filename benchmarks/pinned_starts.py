@@ -28,7 +28,7 @@ from benchmarks.batch_inputs import synthetic_rows  # noqa: E402
 from benchmarks.embedding_shards import under_load  # noqa: E402
 from resources.embedding import inputs as inputs_module  # noqa: E402
 from resources.embedding.engine import EmbeddingEngine, EngineConfig  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL  # noqa: E402
+from resources.tokenizer.model_source import DEFAULT_MODEL  # noqa: E402
 
 
 class PageableStarts(inputs_module.PackedInputs):

@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.mixed_corpus import mixed_corpus  # noqa: E402
 from resources.embedding.engine import TOKENIZE_CHUNK  # noqa: E402
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 from resources.embedding.tokenization import (  # noqa: E402
     TokenizerPool,
     ascii_wordpiece,
     tokenize,
     truncating_tokenizer,
 )
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path  # noqa: E402
 
 
 def source_corpus(count: int, piece: int = 1000) -> list[str]:

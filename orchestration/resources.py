@@ -14,7 +14,7 @@ from dagster import EnvVar
 from resources import settings
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
-from resources.embedding.model_source import DEFAULT_MODEL
+from resources.tokenizer.model_source import DEFAULT_MODEL
 from resources.weaviate import WeaviateResource
 
 

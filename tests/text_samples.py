@@ -3,7 +3,7 @@
 import random
 import string
 
-from resources.embedding.model_source import DEFAULT_MODEL, load_tokenizer
+from resources.tokenizer.model_source import DEFAULT_MODEL, load_tokenizer
 
 
 def random_ascii_texts(count: int, seed: int) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tokenizers import Encoding, Tokenizer
 
 from resources.corpus.records import Document
-from resources.embedding.wordpiece import AsciiWordPiece, WordTokens
+from resources.tokenizer.wordpiece import AsciiWordPiece, WordTokens
 
 
 @dataclass(frozen=True)

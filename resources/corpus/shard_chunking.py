@@ -16,8 +16,8 @@ from resources.corpus.chunking import Chunker, ChunkingConfig
 from resources.corpus.loading import write_quarantine
 from resources.corpus.records import Document, Reject
 from resources.corpus.tables import read_documents, write_chunks
-from resources.embedding.model_source import load_tokenizer
 from resources.shard_files import ShardFiles
+from resources.tokenizer.model_source import load_tokenizer
 
 
 @lru_cache(maxsize=4)

@@ -3,7 +3,7 @@
 The core (planner, budget controller, OOM policy, engine) is plain Python and torch and imports
 no Dagster, so it also runs where Dagster is not installed (a bare GPU machine running the
 benchmark). The names below are imported on first use: a process that needs only this package's
-WordPiece path (a chunking worker) does not pay for importing torch and transformers.
+tokenizer pool (a tokenizing worker) does not pay for importing torch and transformers.
 """
 
 from __future__ import annotations

@@ -50,7 +50,6 @@ from resources.embedding.model import (
     resolve_dtype,
     weights_sha256,
 )
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.oom import FaultHook, SplitOutcome, release_memory, run_splitting
 from resources.embedding.overlap import Collector, built_ahead
 from resources.embedding.planner import Batch, iter_batches
@@ -66,6 +65,7 @@ from resources.embedding.tokenization import (
     window_sizes,
 )
 from resources.processes import usable_cpus
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path
 
 logger = logging.getLogger(__name__)
 

@@ -61,7 +61,7 @@ def profile_token_ids(docs: int, max_tokens: int, model: str, seed: int = 0) -> 
     from resources.corpus.chunking import Chunker
     from resources.corpus.records import Document
     from resources.corpus.sample import SampleSpec, iter_documents
-    from resources.embedding.model_source import load_tokenizer
+    from resources.tokenizer.model_source import load_tokenizer
 
     chunker = Chunker(load_tokenizer(model))
     spec = SampleSpec(docs=docs, seed=seed, max_tokens=max_tokens)

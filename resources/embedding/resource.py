@@ -26,8 +26,8 @@ from resources.embedding.engine import (
 )
 from resources.embedding.lease import Gpu, leased, visible_gpus
 from resources.embedding.model import read_max_length, resolve_device
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.tokenization import Tokenized
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path
 
 Engine = EmbeddingEngine | MultiDeviceEngine
 _ENGINES: dict[EngineConfig, Engine] = {}

@@ -20,8 +20,8 @@ from functools import lru_cache
 import numpy as np
 from tokenizers import Tokenizer
 
-from resources.embedding.model_source import load_tokenizer
-from resources.embedding.wordpiece import AsciiWordPiece
+from resources.tokenizer.model_source import load_tokenizer
+from resources.tokenizer.wordpiece import AsciiWordPiece
 
 
 @dataclass(frozen=True)

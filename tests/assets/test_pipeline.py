@@ -24,7 +24,7 @@ from resources.corpus.records import Document
 from resources.corpus.resource import CorpusResource
 from resources.corpus.sample import SampleSpec, iter_documents
 from resources.embedding import EmbeddingResource
-from resources.embedding.model_source import load_tokenizer, resolve_model_path
+from resources.tokenizer.model_source import load_tokenizer, resolve_model_path
 from resources.weaviate import WeaviateResource
 from tests.conftest import connect
 

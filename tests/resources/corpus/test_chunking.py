@@ -4,7 +4,7 @@ from weaviate.util import generate_uuid5
 from resources.corpus.chunking import Chunker, ChunkingConfig, chunk_uuid, windows
 from resources.corpus.records import Document
 from resources.corpus.sample import SampleSpec, make_document
-from resources.embedding.model_source import load_tokenizer
+from resources.tokenizer.model_source import load_tokenizer
 from tests.text_samples import random_ascii_texts, random_mixed_texts
 
 

@@ -10,7 +10,7 @@ from resources.corpus.sample import (
     make_document,
     write_sample_corpus,
 )
-from resources.embedding.model_source import load_tokenizer
+from resources.tokenizer.model_source import load_tokenizer
 
 
 def test_token_counts_are_exact_for_the_model_tokenizer():

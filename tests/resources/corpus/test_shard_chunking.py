@@ -10,8 +10,8 @@ from resources.corpus.chunking import ChunkingConfig, chunk_uuid
 from resources.corpus.records import Document
 from resources.corpus.shard_chunking import ShardChunker
 from resources.corpus.tables import write_documents
-from resources.embedding.model_source import DEFAULT_MODEL
 from resources.shard_files import ShardFiles
+from resources.tokenizer.model_source import DEFAULT_MODEL
 
 
 def test_a_shard_is_cut_into_its_chunks_file_and_empty_documents_are_quarantined(tmp_path):

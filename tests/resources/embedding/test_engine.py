@@ -3,9 +3,9 @@ import pytest
 from sentence_transformers import SentenceTransformer
 
 from resources.embedding import engine as engine_module
-from resources.embedding.model_source import resolve_model_path
 from resources.embedding.oom import OomAboveTokens, OomFirstCalls
 from resources.embedding.tokenization import tokenize
+from resources.tokenizer.model_source import resolve_model_path
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ from benchmarks.mixed_corpus import mixed_corpus
 from resources.embedding.devices import MultiDeviceEngine
 from resources.embedding.engine import EmbeddingEngine, EngineConfig
 from resources.embedding.learned import LearnedBudgets
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.tokenization import tokenize
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path
 
 MODEL = os.environ.get("EMBEDDING_TEST_MODEL", DEFAULT_MODEL)
 

@@ -2,7 +2,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from resources.embedding.model import EncoderModel
-from resources.embedding.model_source import resolve_model_path
+from resources.tokenizer.model_source import resolve_model_path
 
 
 def test_a_model_loads_without_a_progress_bar_and_leaves_the_setting_as_it_was(capfd):

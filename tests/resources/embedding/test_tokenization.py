@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from resources.embedding.model_source import DEFAULT_MODEL, resolve_model_path
 from resources.embedding.tokenization import (
     Tokenized,
     TokenizerPool,
@@ -13,6 +12,7 @@ from resources.embedding.tokenization import (
     tokenize,
     window_sizes,
 )
+from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path
 
 TEXTS = ["Hello, world!", "", "word " * 400, "Ünïcödé and emoji 🙂 survive tokenization"]
 

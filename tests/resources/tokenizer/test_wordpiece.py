@@ -3,9 +3,9 @@ import json
 import pytest
 from tokenizers import Tokenizer
 
-from resources.embedding.model_source import DEFAULT_MODEL, load_tokenizer
 from resources.embedding.tokenization import truncating_tokenizer
-from resources.embedding.wordpiece import AsciiWordPiece
+from resources.tokenizer.model_source import DEFAULT_MODEL, load_tokenizer
+from resources.tokenizer.wordpiece import AsciiWordPiece
 from tests.text_samples import random_ascii_texts, random_mixed_texts
 
 TRICKY = [
@@ -71,7 +71,7 @@ def test_tokenizers_of_another_shape_take_the_library_path():
 
 
 def test_a_full_cache_is_emptied_without_changing_any_ids(monkeypatch):
-    monkeypatch.setattr("resources.embedding.wordpiece._MAX_CACHED_WORDS", 5)
+    monkeypatch.setattr("resources.tokenizer.wordpiece._MAX_CACHED_WORDS", 5)
     texts = random_ascii_texts(100, seed=2)
     fast = AsciiWordPiece.for_tokenizer(truncating_tokenizer(DEFAULT_MODEL, 64), 64)
     assert fast.encode(texts) == library_ids(texts, 64)
