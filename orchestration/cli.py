@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -39,11 +40,13 @@ def _weaviate(args: argparse.Namespace) -> int:
         started = server.start()
         print(f"{'started' if started else 'already running'}: {server.describe()}")
         print(f"log: {server.log_file}")
+        print(server.api_key_origin())
     elif args.action == "stop":
         stopped = server.stop()
         print(f"{'stopped' if stopped else 'not running'}: {server.describe()}")
     else:
         print(server.status())
+        print(server.api_key_origin())
     return 0
 
 
@@ -53,16 +56,22 @@ def _cluster(args: argparse.Namespace) -> int:
     from resources.weaviate.cluster import LocalCluster
 
     root = Path(settings.data_dir()) / "weaviate-cluster"
-    cluster = LocalCluster.at(root, args.nodes, args.first_port)
+    api_key = os.environ.get("WEAVIATE_API_KEY") or None
+    cluster = LocalCluster.at(root, args.nodes, args.first_port, api_key=api_key)
+    first = cluster.nodes[0]
     if args.action == "start":
         started = cluster.start()
         print(f"{cluster.describe()}: {len(started)} node(s) started, all healthy")
         print("to index into it, replicated on every node:")
-        print("  " + " ".join(f"{k}={v}" for k, v in cluster.environment().items()))
+        variables = [f"{k}={v}" for k, v in cluster.environment().items()]
+        if not api_key:  # the generated key, read from its file: the key itself is not printed
+            variables.append(f'WEAVIATE_API_KEY="$(cat {shlex.quote(str(first.api_key_file))})"')
+        print("  " + " ".join(variables))
     elif args.action == "stop":
         print(f"stopped: {', '.join(cluster.stop()) or 'none was running'}")
     else:
         print(cluster.status())
+        print(first.api_key_origin())
     return 0
 
 

@@ -4,7 +4,8 @@ For the test suite and for trying replication locally: production clusters run a
 machine (Weaviate's Helm chart), with the same settings the nodes get here. Node k listens on a
 block of ports from `first_port + 10 * (k - 1)`: HTTP, gRPC, then its gossip, data, Raft and
 Raft RPC ports; its data and log are in `root/nodek`. Every node lists every other one to join,
-so any node can be killed and restarted alone, as a lost machine would be.
+so any node can be killed and restarted alone, as a lost machine would be. The nodes share one
+API key and one cluster password, kept in `root` (`server.py`).
 """
 
 from __future__ import annotations
@@ -54,10 +55,11 @@ class LocalCluster:
                     http_port=port,
                     grpc_port=port + 1,
                     cluster_port=port + 2,
-                    api_key=api_key,
+                    configured_api_key=api_key,
                     extra_env=extra_env,
                     node=name,
                     members=members,
+                    secrets_dir=root,
                 )  # fmt: skip
                 for name, port in ports.items()
             )
@@ -143,8 +145,7 @@ class LocalCluster:
 
 def _get_json(node: LocalServer, path: str) -> dict | None:
     request = urllib.request.Request(f"http://127.0.0.1:{node.http_port}{path}")
-    if node.api_key:
-        request.add_header("Authorization", f"Bearer {node.api_key}")
+    request.add_header("Authorization", f"Bearer {node.api_key}")
     try:
         with urllib.request.urlopen(request, timeout=3) as response:
             return json.load(response)

@@ -6,7 +6,9 @@ when there is one, else the managed server. Nothing falls back to a stand-in: a 
 cannot be reached is an error that says what to do.
 
 Clients are created inside the process that uses them (never inherited across fork: the client's
-batching threads can hang there), and API keys are never part of a description or an error.
+batching threads can hang there), and API keys are never part of a description or an error. The
+managed server always asks for a key: `WEAVIATE_API_KEY` when set, else the one generated in its
+data folder, which every process that connects to it reads there.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ class ConnectionSettings:
             http_port=self.managed_port,
             grpc_port=self.managed_grpc_port,
             cluster_port=self.managed_cluster_port,
-            api_key=self.api_key,
+            configured_api_key=self.api_key,
             extra_env=(("ASYNC_INDEXING", "true"),) if self.async_indexing else (),
         )
 
@@ -126,14 +128,19 @@ def _connect(target: Target) -> weaviate.WeaviateClient:
     except WeaviateConnectionError:
         raise
     except Exception as exc:
-        message = str(exc)
-        if s.api_key:
-            message = message.replace(s.api_key, "***")
         raise WeaviateConnectionError(
             f"cannot reach Weaviate ({target.description}): start it, or point WEAVIATE_URL "
             f"(and WEAVIATE_GRPC_PORT) at one that runs; unset WEAVIATE_URL to use the managed "
-            f"server.\nThe client said: {message}"
+            f"server.\nThe client said: {_hidden(target, str(exc))}"
         ) from None
+
+
+def _hidden(target: Target, message: str) -> str:
+    """The client's message without the key it was given."""
+    if target.mode == "managed":
+        return target.settings.managed_server().hide_secrets(message)
+    key = target.settings.api_key
+    return message.replace(key, "***") if key else message
 
 
 def _connect_managed(s: ConnectionSettings) -> weaviate.WeaviateClient:
@@ -145,5 +152,5 @@ def _connect_managed(s: ConnectionSettings) -> weaviate.WeaviateClient:
     return weaviate.connect_to_custom(
         http_host="127.0.0.1", http_port=server.http_port, http_secure=False,
         grpc_host="127.0.0.1", grpc_port=server.grpc_port, grpc_secure=False,
-        auth_credentials=s.api_key or None, additional_config=_additional_config(s),
+        auth_credentials=server.api_key, additional_config=_additional_config(s),
     )  # fmt: skip

@@ -24,7 +24,11 @@ class WeaviateResource(ConfigurableResource):
     url: str | None = Field(default=None, description="http(s)://host:port of a Weaviate server")
     grpc_port: int = Field(default=50051, description="gRPC port of the server at `url`")
     grpc_host: str | None = Field(default=None, description="gRPC host if not the URL's host")
-    api_key: str | None = Field(default=None, description="API key; never logged")
+    api_key: str | None = Field(
+        default=None,
+        description="API key; never logged. Unset, the managed server uses the one generated in "
+        "its data folder",
+    )
     collection: str = Field(default="Chunks", description="collection that holds the chunks")
     data_dir: str = Field(default=".data", description="the managed server's data lives here")
     managed_port: int = Field(default=8079, description="HTTP port of the managed server")

@@ -11,6 +11,11 @@ lets concurrent runs agree on who starts it; the others wait for it to be ready.
 
 weaviate-client's own embedded mode is not used to run the server: it stops the server when the
 client that started it closes, so one run finishing would cut off the runs still writing.
+
+Nothing of the server answers without credentials: Weaviate binds its gRPC API and its cluster
+data API on every interface (it has no setting for their address), so the server always asks
+for an API key (the configured one, else one generated on first use) and its nodes for a
+cluster password, each kept in a file of the data folder that only its owner can read.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -52,6 +58,11 @@ READY_SECONDS = 180.0  # a first start on a busy 2-core machine replays no log a
 # ago) before it counts as another program's.
 PORT_RELEASE_SECONDS = 10.0
 NODE_NAME = "node1"  # Raft stores it: it must not change between starts of one data directory
+API_KEY_FILE = "api-key"
+CLUSTER_PASSWORD_FILE = "cluster-password"
+# The user of the cluster API's basic authentication, which every node of a cluster shares with
+# the password; the password is the secret.
+CLUSTER_USER = "weaviate-indexer"
 
 Progress = Callable[[str], None]
 
@@ -158,6 +169,10 @@ class LocalServer:
     The cluster ports (gossip, data, Raft, Raft RPC) are `cluster_port` to `cluster_port + 3`;
     Weaviate's localhost mode takes a node's RPC port as its Raft port + 1.
 
+    Clients send `api_key`: `configured_api_key` when set, else the key generated for this
+    data folder. The generated key and the cluster password are kept in `secrets_dir` (`root`,
+    or a cluster's own folder, which its nodes share).
+
     Alone, the node is a one-node cluster. As a member of a cluster (`cluster.py`), `members`
     names every node of it with its cluster port: the node joins the others' gossip
     (CLUSTER_JOIN lists them all, so any node can restart alone) and Raft (RAFT_JOIN lists
@@ -168,11 +183,12 @@ class LocalServer:
     http_port: int = 8079
     grpc_port: int = 50050
     cluster_port: int = 7110
-    api_key: str | None = field(default=None, repr=False)
+    configured_api_key: str | None = field(default=None, repr=False)
     version: str = WEAVIATE_VERSION
     extra_env: tuple[tuple[str, str], ...] = ()
     node: str = NODE_NAME
     members: tuple[tuple[str, int], ...] = ()  # (node name, cluster port) of every member
+    secrets_dir: Path | None = None
 
     @classmethod
     def on_free_ports(
@@ -182,7 +198,7 @@ class LocalServer:
         tests and benchmarks that run beside other servers."""
         first = free_port_block(6)
         return cls(root=root, http_port=first, grpc_port=first + 1, cluster_port=first + 2,
-                   api_key=api_key, extra_env=extra_env)  # fmt: skip
+                   configured_api_key=api_key, extra_env=extra_env)  # fmt: skip
 
     @property
     def log_file(self) -> Path:
@@ -191,6 +207,33 @@ class LocalServer:
     @property
     def _pid_file(self) -> Path:
         return self.root / "server.json"
+
+    @property
+    def _secrets(self) -> Path:
+        return self.secrets_dir or self.root
+
+    @property
+    def api_key_file(self) -> Path:
+        return self._secrets / API_KEY_FILE
+
+    @property
+    def api_key(self) -> str:
+        """The key clients send and the server accepts: the configured one, else the one made
+        for this data folder on first use, so every process that reaches the server finds it."""
+        return self.configured_api_key or kept_secret(self.api_key_file)
+
+    def api_key_origin(self) -> str:
+        """Where the key comes from, to show instead of the key."""
+        if self.configured_api_key:
+            return "API key: the configured one (WEAVIATE_API_KEY)"
+        return f"API key: generated, kept in {self.api_key_file}"
+
+    def hide_secrets(self, text: str) -> str:
+        """`text` with this server's key and cluster password replaced by ***, for errors."""
+        files = (self._secrets / API_KEY_FILE, self._secrets / CLUSTER_PASSWORD_FILE)
+        for secret in filter(None, [self.configured_api_key, *map(_read_secret, files)]):
+            text = text.replace(secret, "***")
+        return text
 
     def describe(self) -> str:
         node = f" node {self.node}" if self.members else ""
@@ -228,18 +271,21 @@ class LocalServer:
             # its timeouts by 5 against elections among busy peers, which a lone node has none
             # of, and a start then took 6 to 10 s on 2 cores instead of about 2.
             env["RAFT_TIMEOUTS_MULTIPLIER"] = "1"
-        if self.api_key:
-            env |= {
-                "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
-                "AUTHENTICATION_APIKEY_ENABLED": "true",
-                "AUTHENTICATION_APIKEY_ALLOWED_KEYS": self.api_key,
-                "AUTHENTICATION_APIKEY_USERS": "indexer",
-            }
-        else:
-            # The REST API listens on loopback only. gRPC listens on every interface (the
-            # server has no setting for its address): on a shared host, set WEAVIATE_API_KEY.
-            env["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] = "true"
         return env | dict(self.extra_env)
+
+    def _credentials(self) -> dict[str, str]:
+        """The settings that hold secrets, apart from `environment()` so that reading the
+        settings never makes a secret. gRPC and the cluster data API listen on every interface
+        (the server has no setting for their address): the API key guards gRPC and REST, the
+        cluster password the data API, which the nodes of a cluster call each other on."""
+        return {
+            "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+            "AUTHENTICATION_APIKEY_ENABLED": "true",
+            "AUTHENTICATION_APIKEY_ALLOWED_KEYS": self.api_key,
+            "AUTHENTICATION_APIKEY_USERS": "indexer",
+            "CLUSTER_BASIC_AUTH_USERNAME": CLUSTER_USER,
+            "CLUSTER_BASIC_AUTH_PASSWORD": kept_secret(self._secrets / CLUSTER_PASSWORD_FILE),
+        }
 
     def ready(self) -> bool:
         try:
@@ -296,8 +342,8 @@ class LocalServer:
         log = shlex.quote(str(self.log_file))
         shell = subprocess.run(
             ["/bin/sh", "-c", f'"$@" >>{log} 2>&1 </dev/null & echo $!', "sh", *command],
-            env={**os.environ, **self.environment()}, stdout=subprocess.PIPE, text=True,
-            check=True, start_new_session=True,
+            env={**os.environ, **self._credentials(), **self.environment()},
+            stdout=subprocess.PIPE, text=True, check=True, start_new_session=True,
         )  # fmt: skip
         self._pid_file.write_text(json.dumps({"pid": int(shell.stdout), "version": self.version,
                                               "http_port": self.http_port,
@@ -320,9 +366,10 @@ class LocalServer:
 
     def log_tail(self, lines: int = 15) -> str:
         try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+            tail = "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no log)"
+        return self.hide_secrets(tail)
 
     def stop(self, wait_seconds: float = 30.0) -> bool:
         """Stop the server this data directory runs; False when none was running."""
@@ -352,6 +399,33 @@ class LocalServer:
         if pid is not None:
             return f"starting or unhealthy: {self.describe()}, pid {pid}; log {self.log_file}"
         return f"stopped: {self.describe()}"
+
+
+def kept_secret(path: Path) -> str:
+    """The secret in `path`, made on first use: random, readable by its owner only (mkstemp's
+    0600), written whole under another name and linked into place, so that processes starting
+    the server and clients connecting at the same moment all read the one made first."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, scratch = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(handle, "w") as file:
+                file.write(secrets.token_urlsafe(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(scratch, path)
+        finally:
+            os.unlink(scratch)
+    secret = _read_secret(path)
+    if not secret:
+        raise ServerError(f"{path} is empty: delete it, and a new secret is made on next use")
+    return secret
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def free_port_block(count: int) -> int:

@@ -55,7 +55,8 @@ def resources_for(config: dict) -> dict:
         "embedder": EmbeddingResource(device="cpu", data_dir=config["data_dir"]),
         "weaviate": WeaviateResource(
             mode="local", url=f"http://127.0.0.1:{config['http_port']}",
-            grpc_port=config["grpc_port"], collection=config["collection"],
+            grpc_port=config["grpc_port"], api_key=config["api_key"],
+            collection=config["collection"],
             data_dir=config["data_dir"], batch_size=10,
         ),
     }  # fmt: skip

@@ -65,6 +65,7 @@ def _resources(
             mode="custom",
             url=f"http://127.0.0.1:{node.http_port}",
             grpc_port=node.grpc_port,
+            api_key=node.api_key,
             collection=collection,
             data_dir=str(data_dir),
             replication_factor=3,

@@ -61,7 +61,7 @@ def _setup(tmp_path, server, collection: str, rejects: str):
         "embedder": EmbeddingResource(device="cpu", data_dir=data),
         "weaviate": WeaviateResource(
             mode="local", url=f"http://127.0.0.1:{server.http_port}", grpc_port=server.grpc_port,
-            collection=collection, data_dir=data, rejects=rejects,
+            api_key=server.api_key, collection=collection, data_dir=data, rejects=rejects,
         ),
     }  # fmt: skip
     instance = DagsterInstance.ephemeral()

@@ -66,6 +66,7 @@ def indexed(tmp_path_factory, weaviate_server):
             mode="local",
             url=f"http://127.0.0.1:{weaviate_server.http_port}",
             grpc_port=weaviate_server.grpc_port,
+            api_key=weaviate_server.api_key,
             collection=collection,
             data_dir=data_dir,
         ),  # fmt: skip

@@ -59,7 +59,7 @@ def _config(server, corpus, data_dir, home, collection, kill=None) -> dict:
     return {
         "corpus": corpus, "shard_size": SHARD_SIZE, "data_dir": str(data_dir),
         "dagster_home": str(home), "collection": collection, "kill": kill,
-        "http_port": server.http_port, "grpc_port": server.grpc_port,
+        "http_port": server.http_port, "grpc_port": server.grpc_port, "api_key": server.api_key,
     }  # fmt: skip
 
 

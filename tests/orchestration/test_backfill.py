@@ -38,7 +38,8 @@ def test_a_backfill_run_materializes_every_shard_exactly_once(tmp_path, weaviate
         "embedder": EmbeddingResource(device="cpu", data_dir=data),
         "weaviate": WeaviateResource(
             mode="local", url=f"http://127.0.0.1:{weaviate_server.http_port}",
-            grpc_port=weaviate_server.grpc_port, collection=collection, data_dir=data,
+            grpc_port=weaviate_server.grpc_port, api_key=weaviate_server.api_key,
+            collection=collection, data_dir=data,
         ),
     }  # fmt: skip
     project = Definitions(

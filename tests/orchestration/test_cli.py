@@ -154,3 +154,31 @@ def test_index_of_another_corpus_than_the_one_indexed_is_refused_before_it_regis
     assert done.stderr.startswith(f"error: {other} is not the corpus indexed here (1 shards of ")
     assert f"`weaviate-indexer index --corpus {other} --remove-missing`" in done.stderr
     assert manifest_path(data).read_text() == manifest  # nothing registered
+
+
+def test_weaviate_start_and_status_say_where_the_key_is_kept_never_the_key(
+    tmp_path, monkeypatch, capsys
+):
+    data = tmp_path / "data"
+    server = LocalServer.on_free_ports(data / "weaviate")
+    for name, value in (("INDEXER_DATA_DIR", str(data)),
+                        ("WEAVIATE_MANAGED_PORT", str(server.http_port)),
+                        ("WEAVIATE_MANAGED_GRPC_PORT", str(server.grpc_port)),
+                        ("WEAVIATE_MANAGED_CLUSTER_PORT", str(server.cluster_port))):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("WEAVIATE_API_KEY", raising=False)
+    kept = f"API key: generated, kept in {data / 'weaviate' / 'api-key'}"
+    try:
+        assert main(["weaviate", "start"]) == 0
+        assert main(["weaviate", "status"]) == 0
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert out.splitlines()[2] == kept and out.splitlines()[4] == kept
+    assert server.api_key not in out
+
+    monkeypatch.setenv("WEAVIATE_API_KEY", "user-set-key-2718")
+    assert main(["weaviate", "status"]) == 0
+    assert capsys.readouterr().out == (
+        f"stopped: {server.describe()}\nAPI key: the configured one (WEAVIATE_API_KEY)\n"
+    )

@@ -60,8 +60,8 @@ def _environment(root: Path, corpus: Path, server, collection: str) -> dict[str,
         "EMBEDDING_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "WEAVIATE_MODE": "custom",
         "WEAVIATE_URL": f"http://127.0.0.1:{server.http_port}",
         "WEAVIATE_GRPC_PORT": str(server.grpc_port), "WEAVIATE_COLLECTION": collection,
+        "WEAVIATE_API_KEY": server.api_key,
     }  # fmt: skip
-    env.pop("WEAVIATE_API_KEY", None)
     return env
 
 
@@ -76,7 +76,8 @@ def _definitions(corpus: Path, shard_size: int, data_dir: str, server, collectio
             "embedder": EmbeddingResource(device="cpu", data_dir=data_dir),
             "weaviate": WeaviateResource(
                 mode="custom", url=f"http://127.0.0.1:{server.http_port}",
-                grpc_port=server.grpc_port, collection=collection, data_dir=data_dir,
+                grpc_port=server.grpc_port, api_key=server.api_key, collection=collection,
+                data_dir=data_dir,
             ),
         },
     )  # fmt: skip

@@ -81,10 +81,10 @@ def _configure(monkeypatch, root: Path, corpus: str, server, collection: str) ->
         "EMBEDDING_DEVICE": "cpu", "HF_HUB_OFFLINE": "1", "WEAVIATE_MODE": "custom",
         "WEAVIATE_URL": f"http://127.0.0.1:{server.http_port}",
         "WEAVIATE_GRPC_PORT": str(server.grpc_port), "WEAVIATE_COLLECTION": collection,
+        "WEAVIATE_API_KEY": server.api_key,
     }  # fmt: skip
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("WEAVIATE_API_KEY", raising=False)
 
 
 def _wait_for(condition, seconds: float, what: str) -> None:

@@ -82,6 +82,7 @@ def run_reindex(tmp_path: Path, server, alias: str, broken: bool = False, replic
             mode="local",
             url=f"http://127.0.0.1:{server.http_port}",
             grpc_port=server.grpc_port,
+            api_key=server.api_key,
             collection=alias,
             data_dir=data_dir,
             retry_seconds=1.0,
@@ -229,8 +230,8 @@ def test_the_reindex_quarantines_records_and_refuses_exactly_as_the_assets_do(
             "embedder": EmbeddingResource(device="cpu", data_dir=str(data)),
             "weaviate": WeaviateResource(
                 mode="local", url=f"http://127.0.0.1:{weaviate_server.http_port}",
-                grpc_port=weaviate_server.grpc_port, collection=collection,
-                data_dir=str(data), rejects="quarantine",
+                grpc_port=weaviate_server.grpc_port, api_key=weaviate_server.api_key,
+                collection=collection, data_dir=str(data), rejects="quarantine",
             ),
         }  # fmt: skip
 

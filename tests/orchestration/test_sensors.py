@@ -204,6 +204,7 @@ def test_removed_input_is_removed_from_weaviate_and_the_partitions(
         mode="local",
         url=f"http://127.0.0.1:{weaviate_server.http_port}",
         grpc_port=weaviate_server.grpc_port,
+        api_key=weaviate_server.api_key,
         collection=name,
     )
     objects = [

@@ -34,6 +34,24 @@ def test_a_lone_server_is_a_cluster_of_one():
     assert "CLUSTER_JOIN" not in env
 
 
+def test_reading_the_settings_makes_no_secret(tmp_path: Path):
+    cluster = LocalCluster.at(tmp_path, size=3)
+    assert [node.api_key_file for node in cluster.nodes] == [tmp_path / "api-key"] * 3
+    env = [node.environment() for node in cluster.nodes]
+    assert list(tmp_path.iterdir()) == []
+    assert not [e for e in env if "AUTHENTICATION_APIKEY_ALLOWED_KEYS" in e]
+
+
+def test_the_nodes_share_one_key_and_one_cluster_password_and_never_log_them(weaviate_cluster):
+    root = weaviate_cluster.nodes[0].root.parent
+    files = [root / "api-key", root / "cluster-password"]
+    key, password = (file.read_text().strip() for file in files)
+    assert {oct(file.stat().st_mode & 0o777) for file in files} == {"0o600"}
+    assert {node.api_key for node in weaviate_cluster.nodes} == {key}
+    logs = [node.log_file.read_text() for node in weaviate_cluster.nodes]
+    assert not [log for log in logs if key in log or password in log]
+
+
 def test_node_names_stay_apart():
     with pytest.raises(ValueError, match="1 to 9 nodes"):
         LocalCluster.at(Path("/data"), size=10)

@@ -6,6 +6,7 @@ and never carry the API key; a misconfiguration must fail before anything is wri
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -111,6 +112,45 @@ def test_a_client_error_that_echoes_the_key_is_masked(monkeypatch):
     assert str(caught.value).endswith("\nThe client said: rejected credentials ***")
 
 
+def test_a_managed_client_without_a_configured_key_finds_the_generated_one(tmp_path: Path):
+    """Every process that connects (a run, the CLI, the UI's runs) reads the key the server
+    was started with from its data folder."""
+    first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
+    settings = ConnectionSettings(
+        data_dir=str(tmp_path),
+        managed_port=first,
+        managed_grpc_port=first + 1,
+        managed_cluster_port=first + 2,
+    )
+    server = settings.managed_server()
+    try:
+        with resolve(settings).connect() as client:
+            assert client.collections.list_all(simple=True) == {}
+        assert server.api_key == (tmp_path / "weaviate" / "api-key").read_text().strip()
+        with resolve(dataclasses.replace(settings, mode="managed")).connect() as again:
+            assert again.is_ready()
+        anonymous = ConnectionSettings(mode="custom", url=f"http://127.0.0.1:{first}",
+                                       grpc_port=first + 1)  # fmt: skip
+        with pytest.raises(WeaviateConnectionError) as caught:
+            resolve(anonymous).connect()
+        assert "401" in str(caught.value)
+    finally:
+        server.stop()
+
+
+def test_a_client_error_that_echoes_the_generated_key_is_masked(tmp_path: Path, monkeypatch):
+    def echoing_connect(**kwargs):
+        raise ValueError(f"rejected credentials {kwargs['auth_credentials']}")
+
+    monkeypatch.setattr(LocalServer, "start", lambda server: False)
+    monkeypatch.setattr(connection.weaviate, "connect_to_custom", echoing_connect)
+    settings = ConnectionSettings(data_dir=str(tmp_path))
+    with pytest.raises(WeaviateConnectionError) as caught:
+        resolve(settings).connect()
+    assert str(caught.value).endswith("\nThe client said: rejected credentials ***")
+    assert settings.managed_server().api_key not in str(caught.value)
+
+
 def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
     first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
     settings = ConnectionSettings(data_dir=str(tmp_path), managed_port=first,
@@ -124,6 +164,7 @@ def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
             assert client.get_meta()["version"] == WEAVIATE_VERSION
             assert client.collections.list_all(simple=True) == {}
         assert server.root == tmp_path / "weaviate"
+        assert not server.api_key_file.exists(), "the configured key wins"
         assert server.pid() is not None
         assert server.status().startswith(f"running: {server.describe()}, pid {server.pid()}")
 

@@ -83,8 +83,11 @@ def test_start_is_idempotent_and_stop_frees_the_ports(start_server: StartServer)
 
 
 def test_the_suite_runs_the_pinned_server(weaviate_server: LocalServer) -> None:
-    url = f"http://127.0.0.1:{weaviate_server.http_port}/v1/meta"
-    with urllib.request.urlopen(url, timeout=10) as response:
+    meta = urllib.request.Request(
+        f"http://127.0.0.1:{weaviate_server.http_port}/v1/meta",
+        headers={"Authorization": f"Bearer {weaviate_server.api_key}"},
+    )
+    with urllib.request.urlopen(meta, timeout=10) as response:
         assert json.load(response)["version"] == WEAVIATE_VERSION == "1.39.3"
     assert weaviate_server.version == WEAVIATE_VERSION
 
@@ -142,6 +145,8 @@ def test_concurrent_starts_share_one_server(tmp_path: Path) -> None:
 def test_a_server_with_a_key_refuses_anonymous_clients(start_server: StartServer) -> None:
     server = start_server(api_key=KEY)
     assert KEY not in repr(server)
+    assert server.api_key_origin() == "API key: the configured one (WEAVIATE_API_KEY)"
+    assert not server.api_key_file.exists(), "a configured key is never written down"
     anonymous = dataclasses.replace(WeaviateTarget.of(server), api_key=None)
     with pytest.raises(UnexpectedStatusCodeError) as err:
         connect(anonymous)
@@ -168,6 +173,32 @@ def test_a_server_with_a_key_refuses_anonymous_clients(start_server: StartServer
     with connect(server) as client:
         client.collections.create("Private", vector_config=Configure.Vectors.self_provided())
         assert list(client.collections.list_all(simple=True)) == ["Private"]
+
+
+def test_without_a_key_configured_the_server_makes_one_and_keeps_it_for_its_owner_only(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    key_file, password_file = server.api_key_file, server.root / "cluster-password"
+    assert key_file == server.root / "api-key"
+    assert [oct(f.stat().st_mode & 0o777) for f in (key_file, password_file)] == ["0o600"] * 2
+    key, password = key_file.read_text().strip(), password_file.read_text().strip()
+    assert len(key) >= 40 and len(password) >= 40 and key != password
+    assert server.api_key == key == dataclasses.replace(server).api_key, "read, not made again"
+    anonymous = dataclasses.replace(WeaviateTarget.of(server), api_key=None)
+    with pytest.raises(UnexpectedStatusCodeError) as err:
+        connect(anonymous)
+    assert err.value.status_code == 401
+
+    assert server.stop() is True
+    assert server.start() is True
+    with connect(server) as client:  # the same key after a restart
+        assert client.is_ready()
+    assert server.api_key_origin() == f"API key: generated, kept in {key_file}"
+    shown = [repr(server), server.describe(), server.status(), server.api_key_origin(),
+             server.log_file.read_text()]  # fmt: skip
+    assert not [text for text in shown if key in text or password in text]
+    assert server.hide_secrets(f"key {key}, password {password}") == "key ***, password ***"
 
 
 def test_the_server_keeps_its_data_across_stop_and_start(start_server: StartServer) -> None:
