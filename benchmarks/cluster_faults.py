@@ -81,7 +81,7 @@ class TimedCalls:
 def connect(node: LocalServer, batch_timeout: float):
     settings = ConnectionSettings(
         mode="custom", url=f"http://127.0.0.1:{node.http_port}", grpc_port=node.grpc_port,
-        batch_timeout_seconds=batch_timeout,
+        api_key=node.api_key, batch_timeout_seconds=batch_timeout,
     )  # fmt: skip
     return resolve(settings).connect()
 

@@ -231,11 +231,15 @@ def run_phases(
 
 
 def _metadata(instance: DagsterInstance, asset: str) -> list[dict]:
-    """Per run: the sums of its shards' numeric metadata, at the time the step ended."""
+    """Per run: the sums of its shards' numeric metadata, at the time the step ended; a shard
+    whose work was reused (its figures are the run's that did it) counts for nothing."""
     records = instance.fetch_materializations(AssetKey(asset), limit=10_000).records
     per_run: dict[str, dict] = {}
     for record in records:
         materialization = record.event_log_entry.asset_materialization
+        reused = materialization.metadata.get("reused_checkpoint")
+        if reused is not None and getattr(reused, "value", reused):
+            continue
         run = per_run.setdefault(record.run_id, {"timestamp": 0.0})
         run["timestamp"] = max(run["timestamp"], record.timestamp)
         for name, value in materialization.metadata.items():

@@ -510,7 +510,9 @@ def main() -> None:
             server = None
             if async_indexing is not None:
                 server = start_server(Path(scratch) / setting.replace("=", "-"), async_indexing)
-                target = custom_target(f"http://127.0.0.1:{server.http_port}", server.grpc_port)
+                target = custom_target(
+                    f"http://127.0.0.1:{server.http_port}", server.grpc_port, server.api_key
+                )
             assert target is not None
             try:
                 with target.connect() as client:
