@@ -1,6 +1,5 @@
 """Stage 2: token windows of the embedding model's tokenizer, with their deterministic ids."""
 
-import os
 from pathlib import Path
 
 from dagster import AssetExecutionContext, MaterializeResult
@@ -8,6 +7,7 @@ from dagster import AssetExecutionContext, MaterializeResult
 from assets import stages
 from assets.corpus import corpus_shard
 from assets.shards import CPU_STAGE_NICENESS, for_each_shard, shard_asset
+from resources import settings
 from resources.capacity import Machine, chunk_processes
 from resources.corpus.resource import CorpusResource
 from resources.embedding import EmbeddingResource
@@ -16,7 +16,7 @@ from resources.embedding import EmbeddingResource
 # own process), by default the run's share of the cores (`resources/capacity.py`): on 16 CPUs,
 # 4 processes cut a run's 8 shards 2.8x as fast as one when the run is alone, and 1.3x when 8
 # runs chunk at once (BENCHMARKS.md, "The chunks step").
-CHUNK_PROCESSES = int(os.environ.get("CHUNK_PROCESSES", "0")) or chunk_processes(Machine.this())
+CHUNK_PROCESSES = settings.chunk_processes() or chunk_processes(Machine.this())
 
 
 @shard_asset(

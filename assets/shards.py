@@ -27,19 +27,21 @@ from dagster import (
 )
 
 from assets.partitions import shard_partitions
+from resources import settings
 
 # Shards per backfill run: enough to spread a run's start-up (about 20 s on a busy machine), few
 # enough that a failed run leaves little to redo. On one H100 machine, runs of 16 left 9.6% of a
 # backfill's wall time to orchestration and runs of 8 left 15 to 20% (BENCHMARKS.md, "The full
-# run on one H100"). Set SHARDS_PER_RUN to change it.
-SHARDS_PER_RUN = int(os.environ.get("SHARDS_PER_RUN", "16"))
+# run on one H100"). Set SHARDS_PER_RUN to change it; read when the definitions load, since the
+# policy is part of them.
+SHARDS_PER_RUN = settings.shards_per_run()
 BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=SHARDS_PER_RUN)
 PROGRESS_INTERVAL_SECONDS = 30.0
 # The CPU stages (reading input, chunking, ingest) run at a lower scheduling priority than the
 # embeddings step: when several runs share a machine, they would otherwise take the cores that
 # the thread launching GPU batches needs, and its embedding rate halves (BENCHMARKS.md, the
 # shard diagnostic). Set CPU_STAGE_NICENESS=0 to run them at normal priority.
-CPU_STAGE_NICENESS = int(os.environ.get("CPU_STAGE_NICENESS", "10"))
+CPU_STAGE_NICENESS = settings.cpu_stage_niceness()
 
 Metadata = dict[str, object]
 

@@ -33,9 +33,9 @@ def _weaviate(args: argparse.Namespace) -> int:
     if args.action == "install":
         print(f"Weaviate server binary: {install_binary()}")
         return 0
-    from orchestration.resources import build_resources
+    from resources.weaviate import WeaviateResource
 
-    server = build_resources(resolved=True)["weaviate"].settings().managed_server()
+    server = WeaviateResource().settings().managed_server()
     if args.action == "start":
         started = server.start()
         print(f"{'started' if started else 'already running'}: {server.describe()}")
@@ -56,7 +56,7 @@ def _cluster(args: argparse.Namespace) -> int:
     from resources.weaviate.cluster import LocalCluster
 
     root = Path(settings.data_dir()) / "weaviate-cluster"
-    api_key = os.environ.get("WEAVIATE_API_KEY") or None
+    api_key = settings.weaviate_api_key()
     cluster = LocalCluster.at(root, args.nodes, args.first_port, api_key=api_key)
     first = cluster.nodes[0]
     if args.action == "start":
@@ -102,7 +102,7 @@ def _search(args: argparse.Namespace) -> int:
     from orchestration.resources import build_resources
     from resources.weaviate.search import nearest_chunks
 
-    resources = build_resources(resolved=True)
+    resources = build_resources()
     weaviate, embedder = resources["weaviate"], resources["embedder"]
     vector = embedder.embed([args.text]).vectors[0]
     with weaviate.client() as client:
@@ -115,10 +115,10 @@ def _search(args: argparse.Namespace) -> int:
 def _profile(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from orchestration.resources import build_resources
+    from resources.embedding import EmbeddingResource
     from resources.embedding.profiling import profile_token_ids, run_profile, write_report
 
-    embedder = build_resources(resolved=True)["embedder"]
+    embedder = EmbeddingResource()
     base = embedder.engine_config()
     if args.device:
         base = replace(base, device=args.device)

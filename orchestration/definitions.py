@@ -1,11 +1,10 @@
 """The Definitions that `dagster dev` loads (see workspace.yaml).
 
-Resources are configured from the environment in `orchestration/resources.py`.
+Every setting, the resources' included, comes from the environment or its default
+(`resources/settings.py`).
 """
 
 from __future__ import annotations
-
-import os
 
 from dagster import Definitions, ExecutorDefinition, in_process_executor
 
@@ -19,9 +18,10 @@ from orchestration.jobs import index_shards, profile_embeddings, register_shards
 from orchestration.reindex import reindex
 from orchestration.removal import remove_shards
 from orchestration.resources import build_resources
-from orchestration.schedules import NIGHTLY, build_index_schedule
+from orchestration.schedules import build_index_schedule
 from orchestration.sensors import build_corpus_sensor, build_retry_sensor
 from orchestration.workarounds import apply as apply_workarounds
+from resources import settings
 
 # Keeping the index fresh (README): sensors and the schedule ship stopped; their settings are
 # read when the definitions load.
@@ -43,10 +43,10 @@ def build_definitions(executor: ExecutorDefinition = in_process_executor) -> Def
         assets=[corpus_shard, chunks, embeddings, index_asset, embedding_profile],
         asset_checks=[object_count_matches_chunks],
         jobs=[register_shards, index_shards, profile_embeddings, remove_shards, reindex],
-        schedules=[build_index_schedule(os.environ.get("INDEX_SCHEDULE_CRON") or NIGHTLY)],
+        schedules=[build_index_schedule(settings.index_schedule_cron())],
         sensors=[
-            build_corpus_sensor(os.environ.get("CORPUS_ON_REMOVED") or "flag"),
-            build_retry_sensor(int(os.environ.get("INDEX_MAX_ATTEMPTS") or 3)),
+            build_corpus_sensor(settings.corpus_on_removed()),
+            build_retry_sensor(settings.index_max_attempts()),
             build_automation_sensor(index_asset),
         ],
         resources=build_resources(),

@@ -41,7 +41,7 @@ def run_demo(docs: int | None, query: str | None) -> int:
     else:
         print(f"corpus: {corpus_dir} (shards of {settings.shard_size()} documents)")
 
-    resources = build_resources(resolved=True)
+    resources = build_resources()
     target = resources["weaviate"].target()
     print(f"Weaviate: {target.description}")
     server = target.settings.managed_server() if target.mode == "managed" else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from dagster import DagsterInstance
 
 from assets.pools import GPU_POOL
+from resources import settings
 from resources.capacity import Machine, concurrent_runs
 from resources.settings import PROJECT_ROOT
 
@@ -33,8 +34,9 @@ def dagster_home() -> Path:
 
 def gpu_pool_slots() -> int:
     """GPU_POOL_SLOTS, else one per visible GPU (at least one: the CPU runs one step too)."""
-    if os.environ.get("GPU_POOL_SLOTS"):
-        return int(os.environ["GPU_POOL_SLOTS"])
+    slots = settings.gpu_pool_slots()
+    if slots is not None:
+        return slots
     import torch
 
     return max(1, torch.cuda.device_count())

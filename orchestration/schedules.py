@@ -19,14 +19,14 @@ from orchestration.changes import compare_shards, run_key, slices
 from orchestration.indexed import indexed_hashes, partitions_in_flight
 from orchestration.jobs import index_shards
 from orchestration.sensors import TRIGGER_TAG
+from resources import settings
 from resources.corpus.manifest import register_corpus
 from resources.corpus.resource import CorpusResource
 
-NIGHTLY = "0 2 * * *"
 _PARTITION_SLICE = 1000
 
 
-def build_index_schedule(cron: str = NIGHTLY) -> ScheduleDefinition:
+def build_index_schedule(cron: str = settings.index_schedule_cron.default) -> ScheduleDefinition:
     @schedule(
         name="index_changed_shards",
         cron_schedule=cron,

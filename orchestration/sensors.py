@@ -36,6 +36,7 @@ from orchestration.changes import (
 from orchestration.indexed import INDEX_ASSET, indexed_hashes
 from orchestration.jobs import index_shards, register_shards
 from orchestration.removal import RemoveShardsConfig, remove_shards
+from resources import settings
 from resources.corpus.manifest import load_manifest, manifest_stamp
 from resources.corpus.reader import stat_corpus
 from resources.corpus.resource import CorpusResource
@@ -47,7 +48,9 @@ TRIGGER_TAG = "indexer/trigger"
 WILL_RETRY_TAG = "dagster/will_retry"
 
 
-def build_corpus_sensor(on_removed: str = "flag", interval_seconds: int = 60) -> SensorDefinition:
+def build_corpus_sensor(
+    on_removed: str = settings.corpus_on_removed.default, interval_seconds: int = 60
+) -> SensorDefinition:
     """The sensor that registers new shards and indexes new or changed ones.
 
     `on_removed`: "flag" logs shards whose input is gone and keeps them (objects and
@@ -172,7 +175,7 @@ def unfinished_partitions(instance: DagsterInstance, run: DagsterRun) -> list[st
     ]
 
 
-def build_retry_sensor(max_attempts: int = 3) -> SensorDefinition:
+def build_retry_sensor(max_attempts: int = settings.index_max_attempts.default) -> SensorDefinition:
     """Reruns the unfinished shards of failed `index_shards` runs, up to `max_attempts` runs
     per shard in all (the first run included)."""
 

@@ -20,15 +20,16 @@ from resources.weaviate.schema import property_name
 class CorpusResource(ConfigurableResource):
     corpus_path: str = Field(
         default_factory=settings.corpus_path,
-        description="folder or file of JSONL/Parquet; a local path or URL (default: CORPUS_PATH)",
+        description="folder or file of JSONL/Parquet; a local path or URL (default: CORPUS_PATH, "
+        "else corpus in the data folder)",
     )
     shard_size: int = Field(
         default_factory=settings.shard_size,
-        description="documents per shard (partition); default: SHARD_SIZE or 1,000",
+        description=settings.shard_size.described("documents per shard (partition)"),
     )
     data_dir: str = Field(
         default_factory=settings.data_dir,
-        description="stage files, manifest and quarantine; default: INDEXER_DATA_DIR or .data",
+        description=settings.data_dir.described("stage files, manifest and quarantine"),
     )
     chunk_overlap: int = Field(default=32, description="tokens shared by neighbouring chunks")
     max_document_chars: int = Field(

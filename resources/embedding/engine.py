@@ -65,7 +65,7 @@ from resources.embedding.tokenization import (
     window_sizes,
 )
 from resources.processes import usable_cpus
-from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path
+from resources.tokenizer.model_source import resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ million tokens runs for many minutes on a CPU, and its caller may want to say so
 class EngineConfig:
     """Settings of an engine; see EmbeddingResource for what each one means."""
 
-    model: str = DEFAULT_MODEL
-    device: str = "auto"
+    model: str = settings.embedding_model.default
+    device: str = settings.embedding_device.default
     dtype: str = "auto"
     max_length: int | None = None
     token_budget: int | None = None

@@ -14,13 +14,14 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from resources import settings
 
 # How often a step that waits for a GPU looks again, and how often it says it still waits.
 POLL_SECONDS = 1.0
@@ -30,10 +31,7 @@ REPORT_SECONDS = 60.0
 def lease_dir() -> Path:
     """Where the leases live: one folder per host (GPUs are per host), EMBEDDING_LEASE_DIR or
     the temporary folder."""
-    folder = os.environ.get("EMBEDDING_LEASE_DIR") or os.path.join(
-        tempfile.gettempdir(), "weaviate-indexer-gpu-leases"
-    )
-    path = Path(folder)
+    path = Path(settings.embedding_lease_dir())
     path.mkdir(parents=True, exist_ok=True)
     return path
 

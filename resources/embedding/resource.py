@@ -14,9 +14,10 @@ from functools import cached_property
 from typing import Any
 
 import torch
-from dagster import ConfigurableResource, EnvVar, InitResourceContext
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, model_validator
 
+from resources import settings
 from resources.embedding.devices import MultiDeviceEngine, device_list
 from resources.embedding.engine import (
     EmbeddingEngine,
@@ -27,7 +28,7 @@ from resources.embedding.engine import (
 from resources.embedding.lease import Gpu, leased, visible_gpus
 from resources.embedding.model import read_max_length, resolve_device
 from resources.embedding.tokenization import Tokenized
-from resources.tokenizer.model_source import DEFAULT_MODEL, resolve_model_path
+from resources.tokenizer.model_source import resolve_model_path
 
 Engine = EmbeddingEngine | MultiDeviceEngine
 _ENGINES: dict[EngineConfig, Engine] = {}
@@ -76,7 +77,8 @@ def lease_plan(device: str) -> tuple[list[Gpu], int]:
 
 
 # The engine's settings and their defaults are declared once, in EngineConfig; the resource
-# exposes each of them to Dagster with a description.
+# exposes each of them to Dagster with a description, and takes those a user sets in the
+# environment (the model, the device, the data folder) from `resources/settings.py`.
 _ENGINE = EngineConfig()
 
 
@@ -89,16 +91,20 @@ class EmbeddingResource(ConfigurableResource):
     """
 
     model: str = Field(
-        default=_ENGINE.model,
-        description="The packaged all-MiniLM-L6-v2 by name, or a local sentence-transformers "
-        "model directory.",
+        default_factory=settings.embedding_model,
+        description=settings.embedding_model.described(
+            "The packaged all-MiniLM-L6-v2 by name, or a local sentence-transformers model "
+            "directory."
+        ),
     )
     device: str = Field(
-        default=_ENGINE.device,
-        description='"auto" (a GPU, else the CPU; each pipeline step takes a free GPU of its '
-        'own, so a backfill uses every GPU), "cpu", "cuda" (like auto, never the CPU), '
-        '"cuda:N", or "all" or a list such as "cuda:0,cuda:1": every call split between '
-        "those GPUs by tokens, one engine process each.",
+        default_factory=settings.embedding_device,
+        description=settings.embedding_device.described(
+            '"auto" (a GPU, else the CPU; each pipeline step takes a free GPU of its own, so a '
+            'backfill uses every GPU), "cpu", "cuda" (like auto, never the CPU), "cuda:N", or '
+            '"all" or a list such as "cuda:0,cuda:1": every call split between those GPUs by '
+            "tokens, one engine process each."
+        ),
     )
     dtype: str = Field(
         default=_ENGINE.dtype,
@@ -131,10 +137,9 @@ class EmbeddingResource(ConfigurableResource):
         default=_ENGINE.tokenizer_workers,
         description="Tokenizer processes; default: one per core but one on a GPU, none on the CPU.",
     )
-    data_dir: str | None = Field(
-        default=_ENGINE.data_dir,
-        description="Where learned budgets are kept (under budgets/); default: INDEXER_DATA_DIR "
-        'or ".data".',
+    data_dir: str = Field(
+        default_factory=settings.data_dir,
+        description=settings.data_dir.described("Where learned budgets are kept (under budgets/)."),
     )
     profile_nvtx: bool = Field(
         default=_ENGINE.profile_nvtx,
@@ -156,10 +161,8 @@ class EmbeddingResource(ConfigurableResource):
     def _default_max_length(cls, values: Any) -> Any:
         """Fill max_length from the model directory, so `r.max_length` is always the real one."""
         if isinstance(values, dict) and values.get("max_length") is None:
-            model = values.get("model") or DEFAULT_MODEL
-            # An EnvVar (a str) is resolved later by Dagster; the engine then reads the length.
-            if isinstance(model, str) and not isinstance(model, EnvVar):
-                values = {**values, "max_length": read_max_length(resolve_model_path(model))}
+            model = values.get("model") or settings.embedding_model()
+            values = {**values, "max_length": read_max_length(resolve_model_path(model))}
         return values
 
     def engine_config(self) -> EngineConfig:

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 import weaviate
 from weaviate.classes.init import AdditionalConfig, Timeout
 
+from resources import settings as defaults
 from resources.weaviate.server import LocalServer, ServerError
 
 MODES = ("auto", "managed", "local", "custom", "cloud")
@@ -31,17 +32,20 @@ class WeaviateConnectionError(RuntimeError):
 
 @dataclass(frozen=True)
 class ConnectionSettings:
-    mode: str = "auto"
+    """Where to connect and how. The defaults are the settings' own (`resources/settings.py`),
+    not the environment's: the resource reads the environment."""
+
+    mode: str = defaults.weaviate_mode.default
     url: str | None = None
-    grpc_port: int = 50051
+    grpc_port: int = defaults.weaviate_grpc_port.default
     grpc_host: str | None = None
     api_key: str | None = field(default=None, repr=False)
-    data_dir: str = ".data"
-    managed_port: int = 8079
-    managed_grpc_port: int = 50050
-    managed_cluster_port: int = 7110
-    async_indexing: bool = True
-    batch_timeout_seconds: float = 30.0
+    data_dir: str = defaults.data_dir.default
+    managed_port: int = defaults.weaviate_managed_port.default
+    managed_grpc_port: int = defaults.weaviate_managed_grpc_port.default
+    managed_cluster_port: int = defaults.weaviate_managed_cluster_port.default
+    async_indexing: bool = defaults.weaviate_async_indexing.default
+    batch_timeout_seconds: float = defaults.weaviate_batch_timeout_seconds.default
 
     def managed_server(self) -> LocalServer:
         """The managed server of this data directory (its data under `<data_dir>/weaviate`)."""

@@ -9,80 +9,145 @@ import weaviate
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from resources import settings as defaults
 from resources.processes import usable_cpus
 from resources.weaviate.connection import ConnectionSettings, Target, resolve
 from resources.weaviate.ingest import IngestPolicy
 from resources.weaviate.schema import IndexLayout, ensure_collection
 
 MAX_DEFAULT_SHARDS = 16
+# The ingest's own defaults, for the fields that have no variable.
+_INGEST = IngestPolicy()
 
 
 class WeaviateResource(ConfigurableResource):
-    """Where the index lives. See the README's configuration table for each field's variable."""
+    """Where the index lives and how it is written.
 
-    mode: str = Field(default="auto", description="auto | managed | local | custom | cloud")
-    url: str | None = Field(default=None, description="http(s)://host:port of a Weaviate server")
-    grpc_port: int = Field(default=50051, description="gRPC port of the server at `url`")
+    A field with a variable takes it as its default (`resources/settings.py`), read whenever
+    the resource is built, for each run too: a run config that sets other fields keeps it. The
+    API key is no field's default: it is read when a client connects, so it is in no run's
+    config.
+    """
+
+    mode: str = Field(
+        default_factory=defaults.weaviate_mode,
+        description=defaults.weaviate_mode.described("auto | managed | local | custom | cloud"),
+    )
+    url: str | None = Field(
+        default_factory=defaults.weaviate_url,
+        description=defaults.weaviate_url.described("http(s)://host:port of a Weaviate server"),
+    )
+    grpc_port: int = Field(
+        default_factory=defaults.weaviate_grpc_port,
+        description=defaults.weaviate_grpc_port.described("gRPC port of the server at `url`"),
+    )
     grpc_host: str | None = Field(default=None, description="gRPC host if not the URL's host")
     api_key: str | None = Field(
         default=None,
-        description="API key; never logged. Unset, the managed server uses the one generated in "
-        "its data folder",
+        repr=False,
+        description="API key in place of WEAVIATE_API_KEY, which is read when connecting; a "
+        "key set here shows in the run's config. Never logged. With neither, the managed "
+        "server uses the one generated in its data folder",
     )
-    collection: str = Field(default="Chunks", description="collection that holds the chunks")
-    data_dir: str = Field(default=".data", description="the managed server's data lives here")
-    managed_port: int = Field(default=8079, description="HTTP port of the managed server")
-    managed_grpc_port: int = Field(default=50050, description="gRPC port of the managed server")
+    collection: str = Field(
+        default_factory=defaults.weaviate_collection,
+        description=defaults.weaviate_collection.described("collection that holds the chunks"),
+    )
+    data_dir: str = Field(
+        default_factory=defaults.data_dir,
+        description=defaults.data_dir.described("the managed server's data lives here"),
+    )
+    managed_port: int = Field(
+        default_factory=defaults.weaviate_managed_port,
+        description=defaults.weaviate_managed_port.described("HTTP port of the managed server"),
+    )
+    managed_grpc_port: int = Field(
+        default_factory=defaults.weaviate_managed_grpc_port,
+        description=defaults.weaviate_managed_grpc_port.described(
+            "gRPC port of the managed server"
+        ),
+    )
     managed_cluster_port: int = Field(
-        default=7110, description="first of the managed server's four cluster ports"
+        default_factory=defaults.weaviate_managed_cluster_port,
+        description=defaults.weaviate_managed_cluster_port.described(
+            "first of the managed server's four cluster ports"
+        ),
     )
-    batch_size: int = Field(default=200, description="most objects per ingest request")
+    batch_size: int = Field(
+        default_factory=defaults.weaviate_batch_size,
+        description=defaults.weaviate_batch_size.described("most objects per ingest request"),
+    )
     max_batch_bytes: int = Field(
-        default=8 * 1024 * 1024,
+        default=_INGEST.max_bytes,
         description="most bytes per ingest request; lowered to half the server's gRPC limit",
     )
-    concurrent_requests: int = Field(default=2, description="ingest requests in flight")
+    concurrent_requests: int = Field(
+        default_factory=defaults.weaviate_concurrent_requests,
+        description=defaults.weaviate_concurrent_requests.described("ingest requests in flight"),
+    )
     retry_seconds: float = Field(
-        default=120.0, description="how long a batch is retried on transient failures"
+        default=_INGEST.retry_seconds,
+        description="how long a batch is retried on transient failures",
     )
     batch_timeout_seconds: int = Field(
-        default=30,
-        description="how long one ingest request may take before it is retried; a cluster "
-        "that loses its Raft leader holds the writes in flight until then",
+        default_factory=defaults.weaviate_batch_timeout_seconds,
+        description=defaults.weaviate_batch_timeout_seconds.described(
+            "how long one ingest request may take before it is retried; a cluster that loses "
+            "its Raft leader holds the writes in flight until then"
+        ),
     )
     hnsw_ef_construction: int = Field(
-        default=128, description="HNSW build-time search width of a new collection"
+        default_factory=defaults.weaviate_ef_construction,
+        description=defaults.weaviate_ef_construction.described(
+            "HNSW build-time search width of a new collection"
+        ),
     )
     hnsw_max_connections: int = Field(
-        default=32, description="HNSW neighbours per node of a new collection"
+        default_factory=defaults.weaviate_max_connections,
+        description=defaults.weaviate_max_connections.described(
+            "HNSW neighbours per node of a new collection"
+        ),
     )
     compression: str = Field(
-        default="none",
-        description='vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"',
+        default_factory=defaults.weaviate_compression,
+        description=defaults.weaviate_compression.described(
+            'vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"'
+        ),
     )
     shards: int = Field(
-        default=0,
-        description="shards of a new collection; 0: as many as the CPUs of the machine the "
-        "managed server runs on (at most 16), or Weaviate's default (a shard per node) for "
-        "another server",
+        default_factory=defaults.weaviate_shards,
+        description=defaults.weaviate_shards.described(
+            "shards of a new collection; 0: as many as the CPUs of the machine the managed "
+            "server runs on (at most 16), or Weaviate's default (a shard per node) for another "
+            "server"
+        ),
     )
     replication_factor: int = Field(
-        default=1, description="nodes that keep a copy of each shard of a new collection"
+        default_factory=defaults.weaviate_replication_factor,
+        description=defaults.weaviate_replication_factor.described(
+            "nodes that keep a copy of each shard of a new collection"
+        ),
     )
     replica_sync_seconds: int = Field(
-        default=5,
-        description="with several copies, how often replicas compare and repair each other "
-        "(asynchronous replication), so a node that was down catches up",
+        default_factory=defaults.weaviate_replica_sync_seconds,
+        description=defaults.weaviate_replica_sync_seconds.described(
+            "with several copies, how often replicas compare and repair each other "
+            "(asynchronous replication), so a node that was down catches up"
+        ),
     )
     consistency: str | None = Field(
-        default=None,
-        description='replicas that must acknowledge each write, delete and count: "ONE", '
-        '"QUORUM" or "ALL"; default: QUORUM when replicated, the server\'s default otherwise',
+        default_factory=defaults.weaviate_consistency,
+        description=defaults.weaviate_consistency.described(
+            'replicas that must acknowledge each write, delete and count: "ONE", "QUORUM" or '
+            '"ALL"; unset: QUORUM when replicated, the server\'s default otherwise'
+        ),
     )
     async_indexing: bool = Field(
-        default=True,
-        description="the managed server indexes vectors in the background (ASYNC_INDEXING): "
-        "writes return before the HNSW insert, searchable once its queue is empty",
+        default_factory=defaults.weaviate_async_indexing,
+        description=defaults.weaviate_async_indexing.described(
+            "the managed server indexes vectors in the background (ASYNC_INDEXING): writes "
+            "return before the HNSW insert, searchable once its queue is empty"
+        ),
     )
     rejects: str = Field(
         default="fail",
@@ -96,7 +161,7 @@ class WeaviateResource(ConfigurableResource):
             url=self.url or None,
             grpc_port=self.grpc_port,
             grpc_host=self.grpc_host,
-            api_key=self.api_key or None,
+            api_key=self.api_key or defaults.weaviate_api_key(),
             data_dir=self.data_dir,
             managed_port=self.managed_port,
             managed_grpc_port=self.managed_grpc_port,

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from resources import settings
 from resources.processes import process_alive
 
 # The newest release that builds from the Go module proxy: 1.39.4 and later need
@@ -50,9 +51,7 @@ from resources.processes import process_alive
 # (`schema.py`, IndexLayout.replication).
 WEAVIATE_VERSION = "1.39.3"
 GO_PACKAGE = "github.com/weaviate/weaviate/cmd/weaviate-server"
-CACHE_DIR = Path(
-    os.environ.get("WEAVIATE_INDEXER_CACHE") or Path.home() / ".cache/weaviate-indexer"
-)
+CACHE_DIR = Path(settings.weaviate_cache())
 READY_SECONDS = 180.0  # a first start on a busy 2-core machine replays no log and takes seconds
 # How long a port may stay taken by a server that is just exiting (a stop or a kill a moment
 # ago) before it counts as another program's.
@@ -180,9 +179,9 @@ class LocalServer:
     """
 
     root: Path
-    http_port: int = 8079
-    grpc_port: int = 50050
-    cluster_port: int = 7110
+    http_port: int = settings.weaviate_managed_port.default
+    grpc_port: int = settings.weaviate_managed_grpc_port.default
+    cluster_port: int = settings.weaviate_managed_cluster_port.default
     configured_api_key: str | None = field(default=None, repr=False)
     version: str = WEAVIATE_VERSION
     extra_env: tuple[tuple[str, str], ...] = ()

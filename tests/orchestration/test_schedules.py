@@ -21,7 +21,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
-from orchestration.schedules import NIGHTLY, build_index_schedule
+from orchestration.schedules import build_index_schedule
 from resources.corpus.reader import scan_shards
 from resources.corpus.resource import CorpusResource
 from tests.orchestration.conftest import write_docs
@@ -60,7 +60,7 @@ def mark(instance: DagsterInstance, key: str, content_hash: str, reached_weaviat
 
 
 def test_nightly_by_default_and_configurable() -> None:
-    assert build_index_schedule().cron_schedule == NIGHTLY == "0 2 * * *"
+    assert build_index_schedule().cron_schedule == "0 2 * * *"
     assert build_index_schedule("*/15 * * * *").cron_schedule == "*/15 * * * *"
 
 

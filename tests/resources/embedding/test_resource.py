@@ -71,8 +71,12 @@ def test_an_asset_records_the_statistics_as_metadata(texts):
 def test_the_resource_exposes_every_engine_setting_with_the_engines_default():
     from dataclasses import fields, replace
 
+    from resources import settings
     from resources.embedding.engine import EngineConfig
 
     assert {field.name for field in fields(EngineConfig)} <= set(EmbeddingResource.model_fields)
     config = EmbeddingResource(device="cpu", token_budget=4096).engine_config()
-    assert config == replace(EngineConfig(), device="cpu", token_budget=4096, max_length=256)
+    # The engine's data_dir None stands for the data folder, which the resource names.
+    expected = replace(EngineConfig(), device="cpu", token_budget=4096, max_length=256,
+                       data_dir=settings.data_dir())  # fmt: skip
+    assert config == expected
