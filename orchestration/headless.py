@@ -146,7 +146,7 @@ def index_corpus(
         except DagsterExecutionInterruptedError:  # Dagster's own handler took the signal
             return IndexSummary(stopped_by=interrupts.received or signal.SIGINT)
         say(f"{len(keys)} shards registered")
-        resources = build_resources(resolved=True)
+        resources = build_resources()
         data_dir = resources["corpus"].data_dir
         pending, missing, registered = shards_to_index(instance, data_dir, every)
         if missing and remove_missing:

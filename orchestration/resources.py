@@ -15,12 +15,9 @@ from resources.embedding import EmbeddingResource
 from resources.weaviate import WeaviateResource
 
 
-def build_resources(resolved: bool = True) -> dict[str, ConfigurableResource]:
-    """The corpus, the embedder and Weaviate as the environment configures them.
-
-    Every field holds its value, for Dagster and for the commands alike; `resolved` changes
-    nothing (orchestration/headless.py passes it).
-    """
+def build_resources() -> dict[str, ConfigurableResource]:
+    """The corpus, the embedder and Weaviate as the environment configures them: every field
+    holds its value, for Dagster and for the commands alike."""
     return {
         "corpus": CorpusResource(),
         "embedder": EmbeddingResource(),

@@ -324,7 +324,7 @@ def test_the_index_follows_vectors_that_changed_without_it(instance) -> None:
     instance.add_dynamic_partitions("shards", ["a-s00000", "b-s00000"])
     assets = Definitions(
         assets=[corpus_shard, chunks, embeddings, following_upstream(weaviate_index)],
-        resources=build_resources(resolved=True),
+        resources=build_resources(),
     )
     for key in ("a-s00000", "b-s00000"):
         for asset in ("corpus_shard", "chunks", "embeddings", "weaviate_index"):
