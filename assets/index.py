@@ -1,6 +1,7 @@
 """Stage 4: the shard's chunks in Weaviate, exactly once, with stale chunks removed."""
 
 import warnings
+from functools import partial
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -60,13 +61,17 @@ def _count_matches_chunks(
     """Weaviate holds exactly one object per chunk of the shard: none missing, none stale.
 
     Objects set aside in the rejects file (with `weaviate.rejects="quarantine"`) are not
-    expected in Weaviate; the check then warns instead of passing silently.
+    expected in Weaviate; the check then warns instead of passing silently. Its calls retry as
+    the index step's do, and a cluster that has lost its quorum fails it the same way.
     """
-    with weaviate.client() as client:
-        collection = consistent(
-            client.collections.get(weaviate.collection), weaviate.ingest_policy().consistency
-        )
-        counts = {key: _shard_counts(corpus, collection, key) for key in context.partition_keys}
+    policy = weaviate.ingest_policy()
+    with stages.connected(weaviate.client) as client:
+        calls = policy.calls(client)
+        collection = consistent(client.collections.get(weaviate.collection), policy.consistency)
+        counts = {
+            key: calls(partial(_shard_counts, corpus, collection, key), f"counting {key}")
+            for key in context.partition_keys
+        }
     expected = sum(e for e, _, _ in counts.values())
     actual = sum(a for _, a, _ in counts.values())
     rejected = sum(r for _, _, r in counts.values())

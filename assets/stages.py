@@ -32,6 +32,7 @@ from resources.embedding.tokenization import Tokenized
 from resources.files import count_lines, write_lines, write_text_atomic
 from resources.shard_files import ShardFiles
 from resources.vectors import current_header, read_vectors, write_vectors
+from resources.weaviate.calls import ClusterDown
 from resources.weaviate.connection import WeaviateConnectionError
 from resources.weaviate.ingest import (
     IngestError,
@@ -149,13 +150,23 @@ def connected(
     open_client: Callable[[], AbstractContextManager[WeaviateClient]],
 ) -> Iterator[WeaviateClient]:
     """A client from `open_client`; an unreachable server fails the step with one sentence that
-    names the fix (a retry may find it back), the client's own words in the trace below."""
-    with ExitStack() as stack:
-        try:
-            client = stack.enter_context(open_client())
-        except WeaviateConnectionError as exc:
-            raise Failure(str(exc).split("\n")[0], allow_retries=True) from exc
-        yield client
+    names the fix (a retry may find it back), the client's own words in the trace below.
+
+    A cluster that has lost its quorum, found on opening the client or by any call made with
+    it, fails the step at once and for good: its description's first line names the nodes that
+    are gone and what to do (`ClusterDown`). Dagster's retries would hold every run for minutes
+    (15, 45 and 105 s) with nothing changed, since only restarting nodes brings the quorum back,
+    while the calls' own retries already ride out anything shorter (an election, a restart).
+    """
+    try:
+        with ExitStack() as stack:
+            try:
+                client = stack.enter_context(open_client())
+            except WeaviateConnectionError as exc:
+                raise Failure(str(exc).split("\n")[0], allow_retries=True) from exc
+            yield client
+    except ClusterDown as exc:
+        raise Failure(str(exc), allow_retries=False) from exc
 
 
 def index(
@@ -183,11 +194,12 @@ def index(
         )
     version = objects_version(table, stored.content_hash, stored.model)
     expected = table.num_rows - count_lines(files.weaviate_rejects)
+    calls = policy.calls(client)
     chunks = consistent(client.collections.get(collection), policy.consistency)
-    if shard_is_current(chunks, key, version, expected):
+    if calls(lambda: shard_is_current(chunks, key, version, expected), f"counting {key}'s objects"):
         log.info(f"shard {key}: {collection} already holds this version; nothing written")
         return {**_ingested(files, collection, version, expected), "reused_checkpoint": True}
-    types = ensure_metadata_properties(client, collection, metadata_samples(table))
+    types = ensure_metadata_properties(client, collection, metadata_samples(table), calls)
     objects = build_objects(table, stored.vectors, key, version, types)
     try:
         report = ingest_shard(

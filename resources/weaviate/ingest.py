@@ -9,7 +9,9 @@ Batches are cut here rather than by weaviate-client's background batcher: its fi
 modes cut by object count only, so a batch of long chunks can exceed the server's gRPC message
 limit, and they retry only UNAVAILABLE. Each batch is one BatchObjects call, cut by count and by
 bytes, retried on transient failures with exponential backoff within a time budget, and split in
-half when the server refuses its size.
+half when the server refuses its size. The calls around the batches (the server's message limit,
+removing stale objects, counting) go through the same policy (`calls.Calls`), and a cluster that
+has lost its quorum ends the shard at once with `calls.ClusterDown`.
 
 The request is built here with weaviate-client's own generated protobuf types and sent over the
 client's own gRPC connection, instead of through `collection.data.insert_many`. Measured on a
@@ -26,12 +28,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import numpy as np
 import weaviate
@@ -40,19 +41,11 @@ from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError
 from weaviate.proto.v1 import base_pb2, batch_pb2
 
+from resources.weaviate.calls import Calls, ClusterDown, describe_trouble, is_transient
 from resources.weaviate.schema import VECTOR_NAME
 
 log = logging.getLogger(__name__)
 ERRORS_SHOWN = 5
-# Per-object errors from a batch that the server did not finish for reasons of its own.
-# "resolve node name": a node that just restarted answers before its shards are loaded and
-# routes writes to a node it cannot find yet (seen on Weaviate 1.37 right after a restart); in
-# a cluster, the owner of a shard is down. "rst_stream": a request cut off by the server while
-# a replica it waited on died (HTTP/2 RST_STREAM, CANCEL), seen on a three-node Weaviate 1.37
-# cluster when a node was killed; most of such a batch was stored, and a retry overwrites it.
-_TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
-                      "temporarily", "try again", "shutting down", "cancelled", "socket closed",
-                      "broken pipe", "resolve node name", "rst_stream")  # fmt: skip
 _TOO_LARGE_MARKERS = ("larger than max", "message too large", "resource_exhausted")
 _GAVE_UP = "still failing after"
 _FRAMING_BYTES = 6  # a repeated field's tag and length prefix around each object in the request
@@ -62,7 +55,6 @@ _VALUE_FIELDS = {str: "string_value", bool: "bool_value", int: "number_value",
                  float: "number_value"}  # fmt: skip
 _SINGLE_FP32 = base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32
 _CLIENT_RETRIES = 2  # weaviate-client's own UNAVAILABLE retries per call, as in `insert_many`
-T = TypeVar("T")
 
 PropertyValue = str | int | float | bool
 
@@ -106,6 +98,16 @@ class IngestPolicy:
             return self
         limit = max(64 * 1024, server_max_message_bytes // 2)
         return IngestPolicy(**{**self.__dict__, "max_bytes": min(self.max_bytes, limit)})
+
+    def calls(self, client: weaviate.WeaviateClient) -> Calls:
+        """Calls through `client` retried as this policy retries batches."""
+        return Calls(
+            client,
+            retry_seconds=self.retry_seconds,
+            consistency=self.consistency,
+            first_backoff_seconds=self.first_backoff_seconds,
+            max_backoff_seconds=self.max_backoff_seconds,
+        )
 
 
 @dataclass
@@ -203,11 +205,6 @@ def cut_batches(
         yield batch
 
 
-def _is_transient(message: str) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in _TRANSIENT_MARKERS)
-
-
 def _is_too_large(message: str) -> bool:
     lowered = message.lower()
     return any(marker in lowered for marker in _TOO_LARGE_MARKERS)
@@ -240,26 +237,40 @@ def grpc_batch_call(collection: weaviate.collections.Collection) -> BatchCall:
     return call
 
 
+def _never_lost(detail: str) -> None:
+    """Without a cluster to ask, a quorum is never lost."""
+
+
 class _BatchSender:
-    """Sends one batch until every object is written or has a permanent error."""
+    """Sends one batch until every object is written or has a permanent error.
+
+    After a transient failure it calls `stop_if_quorum_lost`, which raises `ClusterDown` when
+    the cluster has lost its quorum (`Calls.stop_if_quorum_lost`): that batch and every later
+    one raise it at once instead of waiting out their retries.
+    """
 
     def __init__(
         self,
         call: BatchCall,
         policy: IngestPolicy,
         sleep: Callable[[float], None] = time.sleep,
+        stop_if_quorum_lost: Callable[[str], object] = _never_lost,
     ) -> None:
         self.call = call
         self.policy = policy
         self.sleep = sleep
+        self.stop_if_quorum_lost = stop_if_quorum_lost
         self.retries = 0
         self.splits = 0
         # Why an earlier batch gave up on a transient failure. A server that stayed down for a
         # whole retry budget fails the later batches at once, instead of each waiting out a
         # budget of its own (a dead node would otherwise hold the step for hours).
         self.gave_up: str | None = None
+        self.down: str | None = None  # the diagnosis of a lost quorum, once one was seen
 
     def send(self, batch: list[Prepared]) -> list[FailedObject]:
+        if self.down is not None:
+            raise ClusterDown(self.down)
         if self.gave_up is not None:
             return [_failed(item.obj, self.gave_up) for item in batch]
         deadline = time.monotonic() + self.policy.retry_seconds
@@ -275,44 +286,29 @@ class _BatchSender:
                     half = len(pending) // 2
                     return failed + self.send(pending[:half]) + self.send(pending[half:])
                 errors = dict.fromkeys(range(len(pending)), f"{type(exc).__name__}: {exc}")
-            retry = [pending[i] for i, message in errors.items() if _is_transient(message)]
-            failed += [
-                _failed(pending[i].obj, m) for i, m in errors.items() if not _is_transient(m)
-            ]
-            if retry and time.monotonic() + backoff > deadline:
-                reason = errors[next(i for i in errors if _is_transient(errors[i]))]
+            retry = [pending[i] for i, message in errors.items() if is_transient(message)]
+            failed += [_failed(pending[i].obj, m) for i, m in errors.items() if not is_transient(m)]
+            if not retry:
+                return failed
+            reason = next(m for m in errors.values() if is_transient(m))
+            self._stop_if_quorum_lost(f"{len(retry)} objects of a batch failed: {reason}")
+            if time.monotonic() + backoff > deadline:
                 budget = f"{_GAVE_UP} {self.policy.retry_seconds:.0f}s of retries"
                 self.gave_up = f"{budget} of an earlier batch, not sent: {reason}"
                 return failed + [_failed(item.obj, f"{budget}: {reason}") for item in retry]
-            if retry:
-                self.retries += 1
-                log.warning(f"retrying {len(retry)} objects in {backoff:.1f}s: transient failure")
-                self.sleep(backoff)
-                backoff = min(backoff * 2, self.policy.max_backoff_seconds)
+            self.retries += 1
+            log.warning(f"retrying {len(retry)} objects in {backoff:.1f}s: {reason}")
+            self.sleep(backoff)
+            backoff = min(backoff * 2, self.policy.max_backoff_seconds)
             pending = retry
         return failed
 
-
-def retried(
-    policy: IngestPolicy,
-    action: Callable[[], T],
-    what: str,
-    sleep: Callable[[float], None] = time.sleep,
-) -> T:
-    """`action()` under the batches' retry policy: a transient failure (a restarting server, a
-    lost connection) is retried with the same backoff, for up to `retry_seconds`; any other
-    failure, or one that outlasts the budget, is raised."""
-    deadline = time.monotonic() + policy.retry_seconds
-    backoff = policy.first_backoff_seconds
-    while True:
+    def _stop_if_quorum_lost(self, detail: str) -> None:
         try:
-            return action()
-        except WeaviateBaseError as exc:
-            if not _is_transient(str(exc)) or time.monotonic() + backoff > deadline:
-                raise
-            log.warning(f"retrying {what} in {backoff:.1f}s: {type(exc).__name__}: {exc}")
-            sleep(backoff)
-            backoff = min(backoff * 2, policy.max_backoff_seconds)
+            self.stop_if_quorum_lost(detail)
+        except ClusterDown as exc:
+            self.down = str(exc)
+            raise
 
 
 def write_objects(
@@ -320,12 +316,15 @@ def write_objects(
     report: IngestReport,
     objects: Iterable[IngestObject],
     policy: IngestPolicy,
+    calls: Calls | None = None,
 ) -> None:
-    """Send batches with up to `concurrent_requests` in flight, never queueing all of them.
+    """Send batches with up to `concurrent_requests` in flight, never queueing all of them;
+    with `calls`, a lost quorum raises `ClusterDown` (see `_BatchSender`).
 
     Messages are built here, in the calling thread, while earlier batches are on the wire.
     """
-    sender = _BatchSender(grpc_batch_call(collection), policy)
+    stop = calls.stop_if_quorum_lost if calls else _never_lost
+    sender = _BatchSender(grpc_batch_call(collection), policy, stop_if_quorum_lost=stop)
     prepared = (
         Prepared(obj, batch_object(obj, collection.name, collection.tenant)) for obj in objects
     )
@@ -400,32 +399,6 @@ def shard_is_current(
     return int(result.total_count or 0) == expected
 
 
-def cluster_diagnosis(client: weaviate.WeaviateClient, consistency: str | None) -> str:
-    """Why writes are timing out, from the cluster's own view: a line naming the nodes that are
-    down and what writes at `consistency` wait for, or nothing when every node is healthy.
-
-    Weaviate 1.37 answers a node-status request with an error naming the first node it cannot
-    reach, and once its gossip has dropped the dead nodes (about 40 s), with the nodes it still
-    knows: the line says which of the two it saw.
-    """
-    try:
-        nodes = client.cluster.nodes()
-        sick = [f"{n.name} ({n.status})" for n in nodes if n.status != "HEALTHY"]
-        found = f"not healthy: {', '.join(sick)}; {len(nodes)} node(s) known"
-    except WeaviateBaseError as exc:
-        sick = sorted(set(re.findall(r"node: ([\w.-]+): ", str(exc))))
-        found = f"{', '.join(sick)} (and perhaps others) cannot be reached"
-    if not sick:
-        return ""
-    level = (consistency or "QUORUM").upper()
-    return (
-        f"Weaviate cluster: {found}. Writes at {level} wait for enough copies of a shard and "
-        "for a leader that a majority of the nodes elect, so they time out while too few nodes "
-        "run: restart the nodes that are down (or wait for them), then re-run the failed "
-        "partitions; objects already written are overwritten, not duplicated"
-    )
-
-
 def server_message_limit(client: weaviate.WeaviateClient) -> int | None:
     limit = client.get_meta().get("grpcMaxMessageSize")
     return int(limit) if limit else None
@@ -441,38 +414,40 @@ def ingest_shard(
     policy: IngestPolicy | None = None,
     allow_rejects: bool = False,
 ) -> IngestReport:
-    """Write, clean up and verify one shard; raise IngestError unless every object is there.
+    """Write, clean up and verify one shard; raise IngestError unless every object is there,
+    and `ClusterDown` as soon as a cluster has lost its quorum.
 
     `objects` must carry `shard` and `shard_version` properties equal to `shard` and `version`;
     `expected` is the number of distinct objects. With `allow_rejects`, objects Weaviate refuses
     are reported in `report.failed` (for the caller's rejects file) instead of failing the shard,
     and the shard must then hold exactly the others.
     """
-    policy = (policy or IngestPolicy()).fitted_to(server_message_limit(client))
+    policy = policy or IngestPolicy()
+    calls = policy.calls(client)
+    limit = calls(lambda: server_message_limit(client), "reading the server's message limit")
+    policy = policy.fitted_to(limit)
     collection = consistent(client.collections.get(collection_name), policy.consistency)
     report = IngestReport(shard)
     started = time.perf_counter()
-    write_objects(collection, report, objects, policy)
+    write_objects(collection, report, objects, policy, calls)
     # Objects that only outlasted their retries are not refused: they fail the step, to be
     # retried, even where refused objects are set aside.
     if report.failed and (not allow_rejects or report.gave_up):
         report.seconds = time.perf_counter() - started
-        diagnosis = cluster_diagnosis(client, policy.consistency) if report.gave_up else ""
         summary = report.failure_summary()
+        view = calls.stop_if_quorum_lost(summary) if report.gave_up else None
+        diagnosis = describe_trouble(view, policy.consistency) if view and view.unreachable else ""
         raise IngestError(f"{diagnosis}\n{summary}" if diagnosis else summary, report)
-    # The calls after the batches meet the same servers, so they retry as batches do.
-    report.stale_deleted = retried(
-        policy,
-        lambda: delete_stale(collection, shard, version),
-        f"removing {shard}'s stale objects",
+    report.stale_deleted = calls(
+        lambda: delete_stale(collection, shard, version), f"removing {shard}'s stale objects"
     )
     if report.failed:
         refused = [f.uuid for f in report.failed]
-        report.stale_deleted += retried(
-            policy, lambda: delete_objects(collection, refused), f"removing {shard}'s rejects"
+        report.stale_deleted += calls(
+            lambda: delete_objects(collection, refused), f"removing {shard}'s rejects"
         )
-    report.count_in_weaviate = retried(
-        policy, lambda: count_shard(collection, shard), f"counting {shard}'s objects"
+    report.count_in_weaviate = calls(
+        lambda: count_shard(collection, shard), f"counting {shard}'s objects"
     )
     report.seconds = time.perf_counter() - started
     if report.count_in_weaviate != expected - len(report.failed):

@@ -3,7 +3,8 @@
 Every property has a declared type: Weaviate's auto-schema would guess types from the first
 object it sees and tokenize ids as words, so `doc_id == "doc-7"` would match by word. Id-like
 fields use field tokenization, which makes filters on them exact. Metadata properties are added
-as new keys appear, typed from their values.
+as new keys appear, typed from their values. Every call goes through `calls.Calls`: a cluster
+electing a new leader holds schema reads and changes until their deadline, and they are retried.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from weaviate.classes.config import (
     Tokenization,
     VectorDistances,
 )
+from weaviate.collections import Collection
+
+from resources.weaviate.calls import Calls
 
 VECTOR_NAME = "default"
 
@@ -129,12 +133,27 @@ class IndexLayout:
 
 
 def ensure_collection(
-    client: weaviate.WeaviateClient, name: str, layout: IndexLayout | None = None
+    client: weaviate.WeaviateClient,
+    name: str,
+    layout: IndexLayout | None = None,
+    calls: Calls | None = None,
 ) -> None:
-    """Create the collection with self-provided cosine vectors unless it exists."""
+    """Create the collection with self-provided cosine vectors unless it exists.
+
+    Every client the pipeline opens checks its collection here first, so a cluster that has
+    lost its quorum is caught here at once (`ClusterDown`), before a schema read waits on a
+    leader that no longer exists.
+    """
+    calls = calls or Calls(client)
+    calls.stop_if_quorum_lost()
+    layout = layout or IndexLayout()
+    calls(lambda: _create_unless_exists(client, name, layout), f"checking collection {name}")
+
+
+def _create_unless_exists(client: weaviate.WeaviateClient, name: str, layout: IndexLayout) -> None:
+    """Asks again on a retry: a creation whose answer timed out may have taken place."""
     if client.collections.exists(name):
         return
-    layout = layout or IndexLayout()
     client.collections.create(
         name,
         properties=[_property(*spec) for spec in CORE_PROPERTIES],
@@ -146,20 +165,33 @@ def ensure_collection(
     )
 
 
-def existing_properties(client: weaviate.WeaviateClient, name: str) -> dict[str, DataType]:
-    config = client.collections.get(name).config.get()
-    return {p.name: p.data_type for p in config.properties}
+def _properties_of(collection: Collection) -> dict[str, DataType]:
+    return {p.name: p.data_type for p in collection.config.get().properties}
 
 
 def ensure_metadata_properties(
-    client: weaviate.WeaviateClient, name: str, samples: Iterable[Mapping[str, object]]
+    client: weaviate.WeaviateClient,
+    name: str,
+    samples: Iterable[Mapping[str, object]],
+    calls: Calls | None = None,
 ) -> dict[str, DataType]:
     """Add a typed property for each metadata key not yet in the collection.
 
     An int key seen with floats elsewhere becomes a number. Returns the collection's property
     types, which the ingest uses to coerce values (an int into a number property).
     """
-    known = existing_properties(client, name)
+    calls = calls or Calls(client)
+    collection = client.collections.get(name)
+    known = calls(lambda: _properties_of(collection), f"reading {name}'s properties")
+    wanted = _new_properties(known, samples)
+    if wanted:
+        known = calls(lambda: _add_missing(collection, wanted), f"adding properties to {name}")
+    return known
+
+
+def _new_properties(
+    known: Mapping[str, DataType], samples: Iterable[Mapping[str, object]]
+) -> dict[str, DataType]:
     wanted: dict[str, DataType] = {}
     for metadata in samples:
         for key, value in metadata.items():
@@ -171,9 +203,16 @@ def ensure_metadata_properties(
                 wanted[prop] = kind
             elif {previous, kind} == {DataType.INT, DataType.NUMBER}:
                 wanted[prop] = DataType.NUMBER
-    collection = client.collections.get(name)
+    return wanted
+
+
+def _add_missing(collection: Collection, wanted: Mapping[str, DataType]) -> dict[str, DataType]:
+    """Reads the properties again first: on a retry, an addition whose answer timed out may
+    have taken place."""
+    known = _properties_of(collection)
     for prop, kind in wanted.items():
-        tokenization = Tokenization.WORD if kind == DataType.TEXT else None
-        collection.config.add_property(_property(prop, kind, tokenization))
-        known[prop] = kind
+        if prop not in known:
+            tokenization = Tokenization.WORD if kind == DataType.TEXT else None
+            collection.config.add_property(_property(prop, kind, tokenization))
+            known[prop] = kind
     return known
