@@ -103,13 +103,12 @@ def resolve(settings: ConnectionSettings) -> Target:
 
 
 def _additional_config(settings: ConnectionSettings) -> AdditionalConfig:
-    """Queries (deletes over a whole shard among them) get two minutes. A batch write gets
-    `batch_timeout_seconds`: when a cluster loses its Raft leader, a write in flight waits
-    until its deadline (Weaviate 1.37; BENCHMARKS.md, "A three-node cluster"), and its retry
-    then succeeds at once, so the deadline is how long the ingest pauses."""
-    return AdditionalConfig(
-        timeout=Timeout(init=30, query=120, insert=settings.batch_timeout_seconds)
-    )
+    """Every request gets `batch_timeout_seconds`: when a cluster loses its Raft leader, a write
+    or a schema read in flight gets no answer until its deadline (Weaviate 1.37 and 1.39;
+    BENCHMARKS.md, "A three-node cluster"), and its retry (`calls.Calls`) then succeeds once a
+    new leader is elected, so the deadline is how long the pipeline pauses."""
+    deadline = settings.batch_timeout_seconds
+    return AdditionalConfig(timeout=Timeout(init=30, query=deadline, insert=deadline))
 
 
 def _connect(target: Target) -> weaviate.WeaviateClient:

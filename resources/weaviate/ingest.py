@@ -41,6 +41,7 @@ from weaviate.classes.query import Filter
 from weaviate.exceptions import WeaviateBaseError
 from weaviate.proto.v1 import base_pb2, batch_pb2
 
+from resources import settings
 from resources.weaviate.calls import Calls, ClusterDown, describe_trouble, is_transient
 from resources.weaviate.schema import VECTOR_NAME
 
@@ -82,9 +83,9 @@ class FailedObject:
 class IngestPolicy:
     """How batches are cut and retried. `max_bytes` is lowered to fit the server's limit."""
 
-    max_objects: int = 200
+    max_objects: int = settings.weaviate_batch_size.default
     max_bytes: int = 8 * 1024 * 1024
-    concurrent_requests: int = 2
+    concurrent_requests: int = settings.weaviate_concurrent_requests.default
     retry_seconds: float = 120.0
     # Replicas that must acknowledge a write, a delete or a count: "ONE", "QUORUM" or "ALL"
     # (None: the server's default, QUORUM).

@@ -92,8 +92,8 @@ class WeaviateResource(ConfigurableResource):
     batch_timeout_seconds: int = Field(
         default_factory=defaults.weaviate_batch_timeout_seconds,
         description=defaults.weaviate_batch_timeout_seconds.described(
-            "how long one ingest request may take before it is retried; a cluster that loses "
-            "its Raft leader holds the writes in flight until then"
+            "how long one request (a batch, a delete, a schema read) may take before it is "
+            "retried; a cluster that loses its Raft leader holds the calls in flight until then"
         ),
     )
     hnsw_ef_construction: int = Field(
@@ -208,7 +208,8 @@ class WeaviateResource(ConfigurableResource):
         """A connected client whose collection exists; closed on exit."""
         client = (target or self.target()).connect()
         try:
-            ensure_collection(client, self.collection, self.layout())
+            calls = self.ingest_policy().calls(client)
+            ensure_collection(client, self.collection, self.layout(), calls)
             yield client
         finally:
             client.close()

@@ -24,6 +24,7 @@ from weaviate.classes.config import (
 )
 from weaviate.collections import Collection
 
+from resources import settings
 from resources.weaviate.calls import Calls
 
 VECTOR_NAME = "default"
@@ -95,12 +96,12 @@ class IndexLayout:
     servers need the switch, which is why it is still sent.
     """
 
-    ef_construction: int = 128
-    max_connections: int = 32
-    compression: str = "none"
+    ef_construction: int = settings.weaviate_ef_construction.default
+    max_connections: int = settings.weaviate_max_connections.default
+    compression: str = settings.weaviate_compression.default
     shards: int | None = None
-    replication_factor: int = 1
-    replica_sync_seconds: float = 5.0
+    replication_factor: int = settings.weaviate_replication_factor.default
+    replica_sync_seconds: float = settings.weaviate_replica_sync_seconds.default
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
