@@ -218,12 +218,13 @@ def _project_errors() -> tuple[type[Exception], ...]:
     from orchestration.corpus_switch import OtherCorpusError
     from resources.corpus.loading import BadRecordError
     from resources.corpus.manifest import CorpusFileError, UnknownShardError
+    from resources.weaviate.calls import ClusterDown
     from resources.weaviate.connection import WeaviateConnectionError
     from resources.weaviate.ingest import IngestError
     from resources.weaviate.server import ServerError
 
     return (BadRecordError, CorpusFileError, UnknownShardError, WeaviateConnectionError,
-            IngestError, ServerError, OtherCorpusError, Failure)  # fmt: skip
+            IngestError, ServerError, OtherCorpusError, ClusterDown, Failure)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -136,9 +136,9 @@ def _kill_inside_ingest(ingest, shard: str, after_objects: int) -> None:
     """Kill once `after_objects` objects of `shard` have been handed to the batcher."""
     original = ingest.write_objects
 
-    def wrapper(collection, report, objects, policy):
+    def wrapper(collection, report, objects, *rest):
         if report.shard != shard:
-            return original(collection, report, objects, policy)
+            return original(collection, report, objects, *rest)
 
         def counted():
             for handed, obj in enumerate(objects):
@@ -146,7 +146,7 @@ def _kill_inside_ingest(ingest, shard: str, after_objects: int) -> None:
                     _die()
                 yield obj
 
-        return original(collection, report, counted(), policy)
+        return original(collection, report, counted(), *rest)
 
     ingest.write_objects = wrapper
 

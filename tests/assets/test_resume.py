@@ -183,14 +183,16 @@ def test_a_killed_multi_shard_run_redoes_only_the_unfinished_shard(
     embedded = rerun.asset_materializations_for_node("embeddings")
     assert len(embedded) == 6 and {m.metadata["shards_in_run"].value for m in embedded} == {6}
     assert all(m.metadata["reused_checkpoint"].value for m in embedded)  # all checkpointed
-    # Each shard's materialization holds its own numbers: only the killed shard wrote objects.
-    written = {
-        m.partition: m.metadata["objects"].value
-        for m in rerun.asset_materializations_for_node("weaviate_index")
+    # Each shard's materialization holds its own numbers: only the killed shard wrote objects;
+    # the others repeat the figures of the ingest that wrote them, marked reused.
+    indexed = {
+        m.partition: m.metadata for m in rerun.asset_materializations_for_node("weaviate_index")
     }
     chunks_file = Path(data) / "chunks" / "b-s00001.parquet"
-    assert written.pop("b-s00001") == pq.read_metadata(chunks_file).num_rows
-    assert set(written.values()) == {0}
+    killed = indexed.pop("b-s00001")
+    assert killed["objects"].value == pq.read_metadata(chunks_file).num_rows
+    assert killed["reused_checkpoint"].value is False
+    assert len(indexed) == 5 and all(m["reused_checkpoint"].value for m in indexed.values())
     actual = snapshot(weaviate_server, collection)
     assert set(actual) == set(reference["snapshot"])
     for object_id, (properties, _) in reference["snapshot"].items():
