@@ -25,6 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
+import random
 import secrets
 import shlex
 import shutil
@@ -428,26 +429,35 @@ def _read_secret(path: Path) -> str | None:
 
 
 def free_port_block(count: int) -> int:
-    """The first of `count` consecutive ports that are free on loopback now."""
+    """The first of `count` consecutive ports free now on every interface, below the kernel's
+    ephemeral range: a port in that range can be taken by any outgoing connection (a client's
+    own) between this check and the server's bind, and the server's gRPC and data ports bind
+    every interface."""
+    low, high = _ephemeral_ports()
+    start, stop = (10_000, low) if low - 10_000 > 100 * count else (high + 1, 65_536)
+    pick = random.Random()
     for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        if first + count > 65535:
-            continue
-        sockets = []
+        first = pick.randrange(start, stop - count)
+        if all(_bindable(port) for port in range(first, first + count)):
+            return first
+    raise ServerError(f"no {count} consecutive free ports between {start} and {stop}")
+
+
+def _ephemeral_ports() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
         try:
-            for port in range(first, first + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
+            probe.bind(("", port))
         except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-        return first
-    raise ServerError(f"no {count} consecutive free ports on 127.0.0.1")
+            return False
+    return True
 
 
 def _busy_ports(ports: tuple[int, ...], wait_seconds: float) -> list[int]:
