@@ -249,9 +249,6 @@ def _metadata(instance: DagsterInstance, asset: str) -> list[dict]:
     return list(per_run.values())
 
 
-_union_seconds = union_seconds
-
-
 def _index_runs(instance: DagsterInstance) -> list:
     """The runs that indexed shards: every run but the registration."""
     return [run for run in instance.get_runs() if run.job_name != "register_shards"]
@@ -293,17 +290,17 @@ def measure(
     work = [(m["timestamp"] - m["wall_seconds"], m["timestamp"]) for m in embedded] + [
         (m["timestamp"] - m["ingest_seconds"], m["timestamp"]) for m in ingested
     ]
-    busy = _union_seconds(work)
+    busy = union_seconds(work)
     runs = _index_runs(instance)
     runs_steps = [_finished_steps(instance, run) for run in runs]
     steps = step_intervals(instance, [run.run_id for run in runs])
     gpu_steps = steps.get("embeddings", [])
     first, last = min(a for a, _ in gpu_steps), max(b for _, b in gpu_steps)
     window = last - first
-    busy_in_window = _union_seconds(_clip(work, first, last))
+    busy_in_window = union_seconds(_clip(work, first, last))
     # Chunking is the pipeline's tokenizer: counted as work too, what is left is orchestration.
     staged = work + steps.get("chunks", [])
-    staged_in_window = _union_seconds(_clip(staged, first, last))
+    staged_in_window = union_seconds(_clip(staged, first, last))
     tokens = sum(m["tokens"] for m in embedded)
     objects = sum(m["objects"] for m in ingested)
     return {
@@ -320,12 +317,12 @@ def measure(
         "ingest_objects_per_second": objects / ingest_seconds if ingest_seconds else 0.0,
         "overhead_seconds": wall - busy,
         "overhead_fraction": (wall - busy) / wall,
-        "overhead_fraction_chunking_as_work": (wall - _union_seconds(staged)) / wall,
+        "overhead_fraction_chunking_as_work": (wall - union_seconds(staged)) / wall,
         "ramp_up_seconds": first - started,
         "steady_seconds": window,
         "steady_busy_seconds": busy_in_window,
         "steady_busy_or_chunking_seconds": staged_in_window,
-        "steady_gpu_pool_idle_seconds": window - _union_seconds(gpu_steps),
+        "steady_gpu_pool_idle_seconds": window - union_seconds(gpu_steps),
         "drain_seconds": started + wall - last,
         "step_seconds": {
             name: round(sum(b - a for a, b in spans), 2) for name, spans in sorted(steps.items())
@@ -434,7 +431,7 @@ def stage_rates(instance: DagsterInstance) -> dict:
         return sum(m.get(name, 0) for m in shards[asset])
 
     def rate(amount: float, step: str) -> float:
-        seconds = _union_seconds(steps.get(step, []))
+        seconds = union_seconds(steps.get(step, []))
         return round(amount / seconds, 1) if seconds else 0.0
 
     return {
