@@ -38,11 +38,24 @@ class Machine:
         """This process's CPUs (its affinity), the GPUs it sees, the machine's memory."""
         import torch
 
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return cls(usable_cpus(), torch.cuda.device_count(), memory)
+        return cls(usable_cpus(), torch.cuda.device_count(), physical_memory())
 
     def describe(self) -> str:
         return f"{self.cpus} CPUs, {self.gpus} GPUs, {self.memory_bytes / 2**30:.0f} GiB"
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def server_memory_limit(machine: Machine) -> int:
+    """The managed server's soft memory limit (GOMEMLIMIT): the memory the runs leave, less a
+    tenth for the page cache and the rest of the machine. Without one, Weaviate 1.39's memory
+    checks (refusing batches, holding compactions) never act and an overfull machine kills the
+    server instead; with one, the server refuses a batch ("not enough memory") and the ingest
+    retries it once garbage collection has caught up."""
+    left = machine.memory_bytes - concurrent_runs(machine) * RUN_MEMORY_BYTES
+    return int(0.9 * max(left, SERVER_MEMORY_BYTES // 2))
 
 
 def concurrent_runs(machine: Machine) -> int:

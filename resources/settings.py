@@ -113,6 +113,10 @@ weaviate_consistency: Setting[str | None] = Setting("WEAVIATE_CONSISTENCY", None
 weaviate_ef_construction = Setting("WEAVIATE_EF_CONSTRUCTION", 128, int)
 weaviate_max_connections = Setting("WEAVIATE_MAX_CONNECTIONS", 32, int)
 weaviate_compression = Setting("WEAVIATE_COMPRESSION", "none", str)
+weaviate_vector_index = Setting("WEAVIATE_VECTOR_INDEX", "hnsw", str)
+# -1: Weaviate's dynamic search width (limit x 8, between 100 and 500).
+weaviate_ef = Setting("WEAVIATE_EF", -1, int)
+weaviate_text_filterable = Setting("WEAVIATE_TEXT_FILTERABLE", True, _flag)
 # 0: a shard per CPU for the managed server, Weaviate's own default for another.
 weaviate_shards = Setting("WEAVIATE_SHARDS", 0, int)
 weaviate_replication_factor = Setting("WEAVIATE_REPLICATION_FACTOR", 1, int)

@@ -50,11 +50,12 @@ T = TypeVar("T")
 # RST_STREAM, CANCEL), seen on a three-node Weaviate 1.37 cluster when a node was killed; most
 # of such a batch was stored, and a retry overwrites it. "leader not found", "not the leader"
 # and "connection" (is closing): a schema read or change while the cluster elects a leader
-# (Weaviate 1.39).
+# (Weaviate 1.39). "not enough memory": a server over its soft memory limit (GOMEMLIMIT) refuses
+# writes until its garbage collector catches up.
 TRANSIENT_MARKERS = ("deadline", "unavailable", "connection", "timeout", "timed out", "reset",
                      "temporarily", "try again", "shutting down", "cancelled", "socket closed",
                      "broken pipe", "resolve node name", "rst_stream", "leader not found",
-                     "not the leader")  # fmt: skip
+                     "not the leader", "not enough memory")  # fmt: skip
 _VOTER = 0  # a Raft configuration member's suffrage: 0 votes, 1 does not
 # A node that did not answer the statistics request at all. One that answered too slowly
 # (TIMEOUT) is busy, not gone: on a loaded machine live nodes do that.

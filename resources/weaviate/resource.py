@@ -114,6 +114,27 @@ class WeaviateResource(ConfigurableResource):
             'vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"'
         ),
     )
+    vector_index: str = Field(
+        default_factory=defaults.weaviate_vector_index,
+        description=defaults.weaviate_vector_index.described(
+            'vector index of a new collection: "hnsw" (a graph), "hfresh" (clusters of vectors '
+            'on disk) or "flat" (every vector compared; with "rq" compression, from memory)'
+        ),
+    )
+    ef: int = Field(
+        default_factory=defaults.weaviate_ef,
+        description=defaults.weaviate_ef.described(
+            "HNSW search width of a new collection's queries (-1: Weaviate's dynamic width); "
+            "wider finds more of the true nearest chunks, slower"
+        ),
+    )
+    text_filterable: bool = Field(
+        default_factory=defaults.weaviate_text_filterable,
+        description=defaults.weaviate_text_filterable.described(
+            "whether a new collection keeps a filter index of the chunk text beside its BM25 "
+            "index; without it, filters on words of the text still work, through the BM25 index"
+        ),
+    )
     shards: int = Field(
         default_factory=defaults.weaviate_shards,
         description=defaults.weaviate_shards.described(
@@ -175,6 +196,9 @@ class WeaviateResource(ConfigurableResource):
             ef_construction=self.hnsw_ef_construction,
             max_connections=self.hnsw_max_connections,
             compression=self.compression,
+            vector_index_type=self.vector_index,
+            ef=self.ef,
+            text_filterable=self.text_filterable,
             shards=self.shards or self._default_shards(),
             replication_factor=self.replication_factor,
             replica_sync_seconds=self.replica_sync_seconds,

@@ -23,6 +23,7 @@ from weaviate.classes.config import (
     VectorDistances,
 )
 from weaviate.collections import Collection
+from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateInvalidInputError
 
 from resources import settings
 from resources.weaviate.calls import Calls
@@ -38,6 +39,9 @@ CORE_PROPERTIES: tuple[tuple[str, DataType, Tokenization | None], ...] = (
     ("shard", DataType.TEXT, Tokenization.FIELD),
     ("shard_version", DataType.TEXT, Tokenization.FIELD),
 )
+# Ids are filtered on (a shard's stale chunks, a document's chunks), never ranked by keywords:
+# no BM25 index of their own, so a keyword search does not match a query against shard names.
+_IDS = frozenset({"doc_id", "shard", "shard_version"})
 CORE_NAMES = frozenset(name for name, _, _ in CORE_PROPERTIES)
 _RESERVED = CORE_NAMES | {"id", "_id", "_additional", "vector"}
 
@@ -61,11 +65,24 @@ def data_type_of(value: object) -> DataType:
     return DataType.TEXT
 
 
-def _property(name: str, data_type: DataType, tokenization: Tokenization | None) -> Property:
-    return Property(name=name, data_type=data_type, tokenization=tokenization)
+def _property(
+    name: str,
+    data_type: DataType,
+    tokenization: Tokenization | None,
+    filterable: bool | None = None,
+    searchable: bool | None = None,
+) -> Property:
+    return Property(
+        name=name,
+        data_type=data_type,
+        tokenization=tokenization,
+        index_filterable=filterable,
+        index_searchable=searchable,
+    )
 
 
 COMPRESSIONS = ("none", "rq", "bq", "pq", "sq")
+VECTOR_INDEXES = ("hnsw", "hfresh", "flat")
 
 
 @dataclass(frozen=True)
@@ -99,6 +116,9 @@ class IndexLayout:
     ef_construction: int = settings.weaviate_ef_construction.default
     max_connections: int = settings.weaviate_max_connections.default
     compression: str = settings.weaviate_compression.default
+    vector_index_type: str = settings.weaviate_vector_index.default
+    ef: int = settings.weaviate_ef.default
+    text_filterable: bool = settings.weaviate_text_filterable.default
     shards: int | None = None
     replication_factor: int = settings.weaviate_replication_factor.default
     replica_sync_seconds: float = settings.weaviate_replica_sync_seconds.default
@@ -106,17 +126,43 @@ class IndexLayout:
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
             raise ValueError(f"compression {self.compression!r}: use one of {COMPRESSIONS}")
+        if self.vector_index_type not in VECTOR_INDEXES:
+            raise ValueError(
+                f"vector index {self.vector_index_type!r}: use one of {VECTOR_INDEXES}"
+            )
 
     def vector_index(self):
         quantizer = None
         if self.compression != "none":
             quantizer = getattr(Configure.VectorIndex.Quantizer, self.compression)()
+        if self.vector_index_type == "flat":
+            return Configure.VectorIndex.flat(
+                distance_metric=VectorDistances.COSINE, quantizer=quantizer
+            )
+        if self.vector_index_type == "hfresh":
+            return Configure.VectorIndex.hfresh(
+                distance_metric=VectorDistances.COSINE, quantizer=quantizer
+            )
         return Configure.VectorIndex.hnsw(
             distance_metric=VectorDistances.COSINE,
             ef_construction=self.ef_construction,
             max_connections=self.max_connections,
+            ef=self.ef,
             quantizer=quantizer,
         )
+
+    def properties(self) -> list[Property]:
+        """The pipeline's own properties as this layout indexes them."""
+        return [
+            _property(
+                name,
+                kind,
+                tokenization,
+                filterable=self.text_filterable if name == "text" else None,
+                searchable=False if name in _IDS else None,
+            )
+            for name, kind, tokenization in CORE_PROPERTIES
+        ]
 
     def replication(self):
         if self.replication_factor == 1:
@@ -157,7 +203,7 @@ def _create_unless_exists(client: weaviate.WeaviateClient, name: str, layout: In
         return
     client.collections.create(
         name,
-        properties=[_property(*spec) for spec in CORE_PROPERTIES],
+        properties=layout.properties(),
         vector_config=Configure.Vectors.self_provided(
             name=VECTOR_NAME, vector_index_config=layout.vector_index()
         ),
@@ -209,11 +255,22 @@ def _new_properties(
 
 def _add_missing(collection: Collection, wanted: Mapping[str, DataType]) -> dict[str, DataType]:
     """Reads the properties again first: on a retry, an addition whose answer timed out may
-    have taken place."""
+    have taken place. Runs ingesting at once add the same new key together: the one that
+    comes second is told the property "already exists" (by the client, which reads the schema
+    first) or is "already in use" (by the server), and takes it as it was added."""
     known = _properties_of(collection)
     for prop, kind in wanted.items():
-        if prop not in known:
-            tokenization = Tokenization.WORD if kind == DataType.TEXT else None
+        if prop in known:
+            continue
+        tokenization = Tokenization.WORD if kind == DataType.TEXT else None
+        try:
             collection.config.add_property(_property(prop, kind, tokenization))
-            known[prop] = kind
+        except (UnexpectedStatusCodeError, WeaviateInvalidInputError) as exc:
+            if "already" not in str(exc):
+                raise
+            known = _properties_of(collection)
+            if prop not in known:
+                raise
+            continue
+        known[prop] = kind
     return known

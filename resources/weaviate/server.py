@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from resources import settings
-from resources.processes import process_alive
+from resources.capacity import Machine, physical_memory, server_memory_limit
+from resources.processes import process_alive, usable_cpus
 
 # The newest release that builds from the Go module proxy: 1.39.4 and later need
 # github.com/weaviate/sroar v0.0.17 or v0.0.18, whose module archives the proxy refuses (403),
@@ -263,6 +264,10 @@ class LocalServer:
             "ENABLE_MODULES": "",
             "LOG_FORMAT": "text",
         }
+        if "GOMEMLIMIT" not in os.environ:  # the user's own limit wins
+            # The nodes of a local cluster share this machine's memory.
+            machine = Machine(usable_cpus(), 0, physical_memory())
+            env["GOMEMLIMIT"] = f"{server_memory_limit(machine) // len(members) // 2**20}MiB"
         others = [f"127.0.0.1:{port}" for name, port in members if name != self.node]
         if others:
             env["CLUSTER_JOIN"] = ",".join(others)
