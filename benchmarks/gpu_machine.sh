@@ -46,7 +46,7 @@ status)
   sleep "${2:-0}"
   cat "$results/progress" || true
   # One archive: what comes back from a call is capped at 8 files.
-  (cd "$results" && tar czf "$OUT/results.tgz" --exclude='*/*' ./*.json ./*.pprof ./*.log 2>/dev/null) || true
+  (cd "$results" && tar czf "$OUT/results.tgz" $(ls -- *.json *.pprof *.log 2>/dev/null)) || true
   for log in "$results"/*.log; do echo "== $log"; tail -c 600 "$log"; done
   free -g | head -2; df -h /tmp | tail -1; nvidia-smi --query-gpu=utilization.gpu --format=csv
   ;;

@@ -1,6 +1,6 @@
 """How much of a machine a bulk load takes: runs at once and chunk processes per run."""
 
-from resources.capacity import Machine, chunk_processes, concurrent_runs
+from resources.capacity import Machine, chunk_processes, concurrent_runs, server_memory_limit
 
 GIB = 2**30
 
@@ -28,3 +28,11 @@ def test_a_small_machine_runs_one_run_with_a_quarter_of_its_cores():
     assert concurrent_runs(machine) == 1
     assert chunk_processes(machine) == 1
     assert chunk_processes(Machine(cpus=8, gpus=0, memory_bytes=64 * GIB)) == 2
+
+
+def test_the_managed_server_may_use_the_memory_the_runs_leave_less_a_tenth():
+    # 125 GiB, four runs of 4 GiB: 0.9 x 109 GiB.
+    gpu_machine = Machine(cpus=16, gpus=1, memory_bytes=125 * GIB)
+    assert server_memory_limit(gpu_machine) == int(0.9 * 109 * GIB)
+    # A machine the runs would fill still leaves the server half its reserve.
+    assert server_memory_limit(Machine(cpus=2, gpus=0, memory_bytes=8 * GIB)) == int(0.9 * 8 * GIB)

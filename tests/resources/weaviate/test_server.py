@@ -92,6 +92,22 @@ def test_the_suite_runs_the_pinned_server(weaviate_server: LocalServer) -> None:
     assert weaviate_server.version == WEAVIATE_VERSION
 
 
+def test_the_server_runs_with_a_soft_memory_limit(weaviate_server: LocalServer) -> None:
+    """Without one, Weaviate 1.39 warns at start that its memory checks never act."""
+    environ = Path(f"/proc/{weaviate_server.pid()}/environ").read_bytes().split(b"\0")
+    limits = [v.decode() for v in environ if v.startswith(b"GOMEMLIMIT=")]
+    assert len(limits) == 1 and limits[0].endswith("MiB"), limits
+    assert int(limits[0].removeprefix("GOMEMLIMIT=").removesuffix("MiB")) > 1024
+    assert "GOMEMLIMIT is not set" not in weaviate_server.log_file.read_text()
+
+
+def test_the_users_own_memory_limit_wins(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GOMEMLIMIT", "3GiB")
+    assert "GOMEMLIMIT" not in server_settings(tmp_path).environment()  # inherited as it is
+    monkeypatch.delenv("GOMEMLIMIT")
+    assert server_settings(tmp_path).environment()["GOMEMLIMIT"].endswith("MiB")
+
+
 # A child that starts the server only once both children are up and waiting, so their start()
 # calls overlap as two runs of a backfill do.
 START_AT_ONCE = """
