@@ -91,10 +91,16 @@ class IndexLayout:
 
     HNSW's `ef_construction` and `max_connections` trade import speed and memory for recall;
     `compression` quantizes the vectors the index keeps in memory (rotational, binary, product
-    or scalar quantization; the full vectors stay on disk for rescoring); `shards` spreads the
-    collection over that many shards (on several nodes, over the nodes; None: Weaviate's own
-    default, a shard per node); `replication_factor` keeps each shard on that many nodes.
-    Defaults are Weaviate's own HNSW settings, uncompressed, its own sharding, one copy.
+    or scalar quantization; the full vectors stay on disk for rescoring); `vector_index_type`
+    is the index itself (an HNSW graph, HFresh's clusters on disk, or a flat scan); `ef` is
+    the HNSW queries' search width (-1: Weaviate's dynamic one); `text_filterable` keeps a
+    filter index of the text beside its BM25 index (filters on its words work without it,
+    through the BM25 index); `shards` spreads the collection over that many shards (on several
+    nodes, over the nodes; None: Weaviate's own default, a shard per node);
+    `replication_factor` keeps each shard on that many nodes. Defaults: Weaviate's own HNSW
+    settings with RQ and no filter index of the text, which stored a million of the
+    pipeline's chunks 1.17x as fast as neither, with the same recall (BENCHMARKS.md, "A
+    node's time"); Weaviate's own sharding; one copy.
 
     With several copies, a node that was down comes back without the writes it missed;
     asynchronous replication repairs it: replicas compare hash trees every
