@@ -52,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import weaviate  # noqa: E402
-from weaviate.classes.config import Reconfigure  # noqa: E402
+from weaviate.classes.config import Configure, Reconfigure  # noqa: E402
 from weaviate.classes.query import Filter  # noqa: E402
 
 from assets.stages import index  # noqa: E402
@@ -61,12 +61,7 @@ from resources.shard_files import ShardFiles  # noqa: E402
 from resources.vectors import read_vectors  # noqa: E402
 from resources.weaviate.cluster import LocalCluster  # noqa: E402
 from resources.weaviate.ingest import IngestPolicy  # noqa: E402
-from resources.weaviate.schema import (  # noqa: E402
-    CORE_PROPERTIES,
-    IndexLayout,
-    _property,
-    ensure_collection,
-)
+from resources.weaviate.schema import VECTOR_NAME, IndexLayout, ensure_collection  # noqa: E402
 from resources.weaviate.searchable import vectors_queued  # noqa: E402
 from resources.weaviate.server import LocalServer, free_port_block, install_binary  # noqa: E402
 
@@ -230,17 +225,22 @@ def profile(port: int, seconds: int, path: Path, delay: float = 0.0) -> threadin
 
 
 def create(client: weaviate.WeaviateClient, variant: Variant) -> None:
+    """As the index step creates it; `before`: every property with Weaviate's default indexes,
+    as the project declared them until the lean layout (the ids searchable too)."""
     if not variant.before:
         ensure_collection(client, COLLECTION, variant.layout)
         return
     layout = variant.layout
     client.collections.create(
         COLLECTION,
-        properties=[_property(*spec) for spec in CORE_PROPERTIES],
-        vector_config=weaviate.classes.config.Configure.Vectors.self_provided(
-            name="default", vector_index_config=layout.vector_index()
+        properties=[
+            p.model_copy(update={"indexFilterable": None, "indexSearchable": None})
+            for p in layout.properties()
+        ],
+        vector_config=Configure.Vectors.self_provided(
+            name=VECTOR_NAME, vector_index_config=layout.vector_index()
         ),
-        sharding_config=weaviate.classes.config.Configure.sharding(desired_count=layout.shards),
+        sharding_config=Configure.sharding(desired_count=layout.shards),
         replication_config=layout.replication(),
     )
 
@@ -333,10 +333,9 @@ def ask(client: weaviate.WeaviateClient, corpus: Corpus, variant: Variant) -> di
     widths = LATENCY_EF if variant.layout.vector_index_type == "hnsw" else (None,)
     for ef in widths:
         if ef is not None:
-            index = Reconfigure.VectorIndex.hnsw(ef=ef)
-            chunks.config.update(
-                vector_config=Reconfigure.Vectors.update(name="default", vector_index_config=index)
-            )
+            width = Reconfigure.VectorIndex.hnsw(ef=ef)
+            update = Reconfigure.Vectors.update(name=VECTOR_NAME, vector_index_config=width)
+            chunks.config.update(vector_config=update)
         found, latency = _timed(nearest, list(picks))
         hits = sum(len(f & e) for f, e in zip(found, exact, strict=True))
         name = "vector" if ef is None else f"vector_ef_{ef}"
