@@ -8,8 +8,9 @@
 #                                                   # results (*.json, *.pprof, logs) in
 #                                                   # $OUT/results.tgz
 #
-# SEQUENCE is a file of benchmarks/sequences/ (user_paths.sh: the user's paths beside the harness,
-# BENCHMARKS.md "Fast by default"; node.sh: one Weaviate node's variants, "A node's time").
+# SEQUENCE is a file of benchmarks/sequences/: user_paths.sh, the user's paths beside the
+# harness (BENCHMARKS.md "Fast by default"); node.sh, one Weaviate node's variants ("A node's
+# time"); node_rest.sh, the variants that section lists as not measured.
 # What travels is capped at 64 MiB a call: the server binary (57 MiB of xz, made here with
 # `xz -6 -c $(weaviate-indexer weaviate install | cut -d' ' -f4) > .gpu_server/weaviate.xz`) goes
 # alone; the wheels of benchmarks/gpu_wheels.sh and the model of benchmarks/gpu_model.py go next.

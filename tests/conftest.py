@@ -21,6 +21,7 @@ import weaviate
 from weaviate.classes.init import Auth
 
 from resources.weaviate.cluster import LocalCluster
+from resources.weaviate.connection import ConnectionSettings
 from resources.weaviate.server import LocalServer
 
 
@@ -96,6 +97,25 @@ def weaviate_cluster(_session_cluster: LocalCluster) -> Iterator[LocalCluster]:
     _session_cluster.start()
     yield _session_cluster
     _session_cluster.start()
+
+
+@pytest.fixture
+def cluster_collection(_session_cluster: LocalCluster) -> Iterator[str]:
+    """A fresh collection name on the cluster; after the test every node is started again (a
+    test may have killed some) and the collection deleted."""
+    name = f"Cluster_{uuid.uuid4().hex[:6]}"
+    yield name
+    _session_cluster.start()
+    with connect(_session_cluster.nodes[0]) as client:
+        client.collections.delete(name)
+
+
+def managed_settings(data_dir: Path, **fields: object) -> ConnectionSettings:
+    """The settings of a managed server with its data in `data_dir`, on ports free now."""
+    first = LocalServer.on_free_ports(data_dir).http_port  # a block of six free ports
+    return ConnectionSettings(data_dir=str(data_dir), managed_port=first,
+                              managed_grpc_port=first + 1, managed_cluster_port=first + 2,
+                              **fields)  # fmt: skip
 
 
 @pytest.fixture

@@ -123,12 +123,8 @@ def reference(tmp_path_factory, _session_cluster: LocalCluster, corpus: Path) ->
 
 
 @pytest.fixture
-def collection(_session_cluster: LocalCluster) -> Iterator[str]:
-    name = f"Replicated_{uuid.uuid4().hex[:6]}"
-    yield name
-    _session_cluster.start()
-    with connect(_session_cluster.nodes[0]) as client:
-        client.collections.delete(name)
+def collection(cluster_collection: str) -> str:
+    return cluster_collection
 
 
 class Batches:

@@ -3,13 +3,9 @@
 import json
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from resources.weaviate.cluster import LocalCluster
-from tests.conftest import connect
 from tests.orchestration.test_headless import (
     ROOT,
     _corpus,
@@ -20,12 +16,8 @@ from tests.orchestration.test_headless import (
 
 
 @pytest.fixture
-def collection(weaviate_cluster: LocalCluster) -> Iterator[str]:
-    name = f"Command_{uuid.uuid4().hex[:6]}"
-    yield name
-    weaviate_cluster.start()
-    with connect(weaviate_cluster.nodes[0]) as client:
-        client.collections.delete(name)
+def collection(cluster_collection: str) -> str:
+    return cluster_collection
 
 
 def _command(env: dict[str, str], fault: dict, *args: str) -> subprocess.CompletedProcess:

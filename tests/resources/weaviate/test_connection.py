@@ -19,6 +19,7 @@ from resources.weaviate.connection import (
     resolve,
 )
 from resources.weaviate.server import WEAVIATE_VERSION, LocalServer
+from tests.conftest import managed_settings
 
 SECRET = "top-secret-key-4711"
 
@@ -115,13 +116,8 @@ def test_a_client_error_that_echoes_the_key_is_masked(monkeypatch):
 def test_a_managed_client_without_a_configured_key_finds_the_generated_one(tmp_path: Path):
     """Every process that connects (a run, the CLI, the UI's runs) reads the key the server
     was started with from its data folder."""
-    first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
-    settings = ConnectionSettings(
-        data_dir=str(tmp_path),
-        managed_port=first,
-        managed_grpc_port=first + 1,
-        managed_cluster_port=first + 2,
-    )
+    settings = managed_settings(tmp_path)
+    first = settings.managed_port
     server = settings.managed_server()
     try:
         with resolve(settings).connect() as client:
@@ -152,10 +148,8 @@ def test_a_client_error_that_echoes_the_generated_key_is_masked(tmp_path: Path, 
 
 
 def test_a_managed_target_starts_its_server_and_uses_the_key(tmp_path: Path):
-    first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
-    settings = ConnectionSettings(data_dir=str(tmp_path), managed_port=first,
-                                  managed_grpc_port=first + 1, managed_cluster_port=first + 2,
-                                  api_key=SECRET)  # fmt: skip
+    settings = managed_settings(tmp_path, api_key=SECRET)
+    first = settings.managed_port
     server = settings.managed_server()
     assert server.pid() is None
     try:

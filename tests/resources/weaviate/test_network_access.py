@@ -29,9 +29,8 @@ from weaviate.proto.v1 import batch_pb2, search_get_pb2
 from weaviate.util import generate_uuid5
 
 from resources.weaviate.cluster import LocalCluster
-from resources.weaviate.connection import ConnectionSettings
 from resources.weaviate.server import LocalServer
-from tests.conftest import connect
+from tests.conftest import connect, managed_settings
 
 REFUSED = "connection refused"
 # Weaviate 1.39.3 answers an API call without a key with gRPC status UNKNOWN, not UNAUTHENTICATED:
@@ -234,14 +233,7 @@ def assert_refused_and_intact(stored: Stored) -> None:
 def managed_server(tmp_path: Path) -> Iterator[LocalServer]:
     """The server `WEAVIATE_MODE=managed` runs, with its defaults (no WEAVIATE_API_KEY), on
     ports free now."""
-    first = LocalServer.on_free_ports(tmp_path).http_port  # a block of six free ports
-    settings = ConnectionSettings(
-        data_dir=str(tmp_path),
-        managed_port=first,
-        managed_grpc_port=first + 1,
-        managed_cluster_port=first + 2,
-    )
-    server = settings.managed_server()
+    server = managed_settings(tmp_path).managed_server()
     server.start()
     yield server
     server.stop()

@@ -1,0 +1,19 @@
+# What "A node's time" (BENCHMARKS.md) could not measure in its session: the product's command
+# with the default layout (which also leaves the chunks and vectors), the variants left, then
+# the command with a flat index.
+command() {  # NAME full_run.py options...
+  local name=$1; shift
+  echo "$(date +%T) start $name" >>"$results/progress"
+  python3 benchmarks/full_run.py --docs 162000 --corpus /tmp/corpus-162k --device cuda \
+    --out "/tmp/runs/$name" --via command "$@" >"$results/$name.log" 2>&1
+  echo "$(date +%T) end $name rc=$?" >>"$results/progress"
+  cp "/tmp/runs/$name/full_run.json" "$results/$name.json"
+  rm -rf "/tmp/runs/$name/data/weaviate"
+}
+command command-162k
+echo "$(date +%T) start variants" >>"$results/progress"
+python3 benchmarks/node_variants.py --run /tmp/runs/command-162k --out "$results" \
+  --profile lean-rq-gogc200 --variants lean-rq-ef64,lean-rq-gogc200,lean-rq-8cpu,lean-rq-4cpu,\
+lean-rq-batch,lean-rq-8writers,lean-rq-sync,rq,lean-rq-8shards >"$results/node.log" 2>&1
+echo "$(date +%T) end variants rc=$?" >>"$results/progress"
+WEAVIATE_VECTOR_INDEX=flat command command-162k-flat
