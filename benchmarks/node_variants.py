@@ -88,9 +88,10 @@ class Variant:
     server_cpus: int = 0
     nodes: int = 1
     shards: int = 0  # the corpus's first N shards (0: all): a slower node stores fewer
+    node_cpus: int = 0  # each node's cores in a cluster (0: the cores less one, shared out)
 
 
-BEFORE = IndexLayout(shards=16, text_filterable=True)
+BEFORE = IndexLayout(shards=16, compression="none", text_filterable=True)
 LEAN = replace(BEFORE, text_filterable=False)
 LEAN_RQ = replace(LEAN, compression="rq")
 VARIANTS: dict[str, Variant] = {
@@ -114,6 +115,8 @@ VARIANTS: dict[str, Variant] = {
     "lean-rq-4cpu": Variant(replace(LEAN_RQ, shards=4), server_cpus=4, writers=2, shards=40),
     "lean-rq-8cpu": Variant(replace(LEAN_RQ, shards=8), server_cpus=8, writers=3, shards=80),
     "lean-rq-3nodes": Variant(replace(LEAN_RQ, shards=15), nodes=3, writers=4),
+    # Three nodes of 4 cores beside 4 for the writers: against one node of 4 (lean-rq-4cpu).
+    "lean-rq-3x4cpu": Variant(replace(LEAN_RQ, shards=12), nodes=3, writers=4, node_cpus=4),
 }
 
 
@@ -364,8 +367,8 @@ def _cpu_slices(variant: Variant) -> tuple[list[list[int]], list[int] | None]:
     """Cores of each node and of the writers (None: anywhere)."""
     cpus = sorted(os.sched_getaffinity(0))
     if variant.nodes > 1:
-        per = (len(cpus) - 1) // variant.nodes
-        if per == 0:  # too few cores to split: the nodes share them all
+        per = variant.node_cpus or (len(cpus) - 1) // variant.nodes
+        if per == 0 or per * variant.nodes >= len(cpus):  # too few to split: the nodes share all
             return [cpus] * variant.nodes, None
         nodes = [cpus[k * per : (k + 1) * per] for k in range(variant.nodes)]
         return nodes, cpus[variant.nodes * per :]

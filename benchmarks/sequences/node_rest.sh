@@ -14,6 +14,6 @@ command command-162k
 echo "$(date +%T) start variants" >>"$results/progress"
 python3 benchmarks/node_variants.py --run /tmp/runs/command-162k --out "$results" \
   --profile lean-rq-gogc200 --variants lean-rq-ef64,lean-rq-gogc200,lean-rq-8cpu,lean-rq-4cpu,\
-lean-rq-batch,lean-rq-8writers,lean-rq-sync,rq,lean-rq-8shards >"$results/node.log" 2>&1
+lean-rq-3x4cpu,lean-rq-batch,lean-rq-8writers,lean-rq-sync,rq,lean-rq-8shards >"$results/node.log" 2>&1
 echo "$(date +%T) end variants rc=$?" >>"$results/progress"
 WEAVIATE_VECTOR_INDEX=flat command command-162k-flat
