@@ -312,22 +312,51 @@ class _BatchSender:
             raise
 
 
+def vector_length(collection: weaviate.collections.Collection) -> int | None:
+    """How many dimensions the vectors `collection` holds have (None while it holds none)."""
+    found = collection.query.fetch_objects(limit=1, include_vector=True).objects
+    vector = found[0].vector.get(VECTOR_NAME) if found else None
+    return len(vector) if vector else None
+
+
+def _of_length(
+    objects: Iterable[IngestObject], length: int | None, report: IngestReport
+) -> Iterator[IngestObject]:
+    """The objects whose vector has `length` dimensions (the first one's when None); the others
+    fail here, unsent. Weaviate's own refusal depends on the layout: with RQ compression and
+    synchronous indexing, 1.39 stores a first batch of mixed lengths as it is (and searches
+    compare them), and a vector it refuses may leave the object's properties stored."""
+    for obj in objects:
+        length = length or len(obj.vector)
+        if len(obj.vector) == length:
+            yield obj
+            continue
+        report.attempted += 1
+        report.failed.append(_failed(obj, (
+            f"a vector of {len(obj.vector)} dimensions where the collection's have {length}: "
+            "vectors of another model belong in another collection (the reindex job)"
+        )))  # fmt: skip
+
+
 def write_objects(
     collection: weaviate.collections.Collection,
     report: IngestReport,
     objects: Iterable[IngestObject],
     policy: IngestPolicy,
     calls: Calls | None = None,
+    length: int | None = None,
 ) -> None:
     """Send batches with up to `concurrent_requests` in flight, never queueing all of them;
-    with `calls`, a lost quorum raises `ClusterDown` (see `_BatchSender`).
+    with `calls`, a lost quorum raises `ClusterDown` (see `_BatchSender`). An object whose
+    vector does not have `length` dimensions (default: the first object's) is not sent.
 
     Messages are built here, in the calling thread, while earlier batches are on the wire.
     """
     stop = calls.stop_if_quorum_lost if calls else _never_lost
     sender = _BatchSender(grpc_batch_call(collection), policy, stop_if_quorum_lost=stop)
     prepared = (
-        Prepared(obj, batch_object(obj, collection.name, collection.tenant)) for obj in objects
+        Prepared(obj, batch_object(obj, collection.name, collection.tenant))
+        for obj in _of_length(objects, length, report)
     )
     in_flight: set[Future[list[FailedObject]]] = set()
 
@@ -430,7 +459,8 @@ def ingest_shard(
     collection = consistent(client.collections.get(collection_name), policy.consistency)
     report = IngestReport(shard)
     started = time.perf_counter()
-    write_objects(collection, report, objects, policy, calls)
+    length = calls(lambda: vector_length(collection), "reading the collection's vector length")
+    write_objects(collection, report, objects, policy, calls, length)
     # Objects that only outlasted their retries are not refused: they fail the step, to be
     # retried, even where refused objects are set aside.
     if report.failed and (not allow_rejects or report.gave_up):

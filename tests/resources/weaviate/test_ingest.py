@@ -177,6 +177,20 @@ def test_rejected_objects_fail_the_shard_and_are_named(client):
     assert "doc-10" in str(caught.value)
 
 
+def test_a_shard_of_another_models_vectors_is_refused_before_anything_is_written(client):
+    """Weaviate's own refusal depends on the layout (with RQ and synchronous indexing, a first
+    batch of mixed lengths is stored as it is) and may leave the refused object's properties
+    stored; the ingest refuses such objects itself, saying why, and writes none of them."""
+    name = client.test_collection
+    ingest_shard(client, name, "s1", "v1", _objects(10), expected=10)
+    with pytest.raises(IngestError) as caught:
+        ingest_shard(client, name, "s2", "v1", _objects(6, shard="s2", dim=5), expected=6)
+    assert "6 of 6 objects of shard s2 were not written" in str(caught.value)
+    assert "a vector of 5 dimensions where the collection's have 8" in str(caught.value)
+    collection = client.collections.get(name)
+    assert (count_shard(collection, "s1"), count_shard(collection, "s2")) == (10, 0)
+
+
 def test_metadata_properties_are_added_with_types(client):
     name = client.test_collection
     types = ensure_metadata_properties(
