@@ -397,8 +397,10 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
         index = config.vector_config[VECTOR_NAME].vector_index_config
         layout = {
             "shards": config.sharding_config.desired_count,
-            "ef_construction": index.ef_construction,
-            "max_connections": index.max_connections,
+            "vector_index": index.vector_index_type(),
+            # A flat or HFresh index has no graph settings.
+            "ef_construction": getattr(index, "ef_construction", None),
+            "max_connections": getattr(index, "max_connections", None),
             "quantizer": type(index.quantizer).__name__ if index.quantizer else None,
         }
         hits = 0
