@@ -118,8 +118,10 @@ weaviate_max_connections = Setting("WEAVIATE_MAX_CONNECTIONS", 32, int)
 # stores 2.5x as fast but answers a vector query in 26 ms instead of 5 at 1M, growing with N.
 weaviate_compression = Setting("WEAVIATE_COMPRESSION", "rq", str)
 weaviate_vector_index = Setting("WEAVIATE_VECTOR_INDEX", "hnsw", str)
-# -1: Weaviate's dynamic search width (limit x 8, between 100 and 500).
-weaviate_ef = Setting("WEAVIATE_EF", -1, int)
+# Queries' HNSW search width. Weaviate's dynamic one (-1: limit x 8, between 100 and 500) found
+# 0.977 of the exact top 10 at 1M objects and 0.956 at 2M, falling as the graph grows; 256 found
+# 0.995 at 1M in 11 ms instead of 5.5 (BENCHMARKS.md, "A node's time"), a margin for 7.8M.
+weaviate_ef = Setting("WEAVIATE_EF", 256, int)
 weaviate_text_filterable = Setting("WEAVIATE_TEXT_FILTERABLE", False, _flag)
 # 0: a shard per CPU for the managed server, Weaviate's own default for another.
 weaviate_shards = Setting("WEAVIATE_SHARDS", 0, int)

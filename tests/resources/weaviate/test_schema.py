@@ -109,9 +109,8 @@ def test_by_default_the_text_has_bm25_only_and_ids_filters_only_yet_every_query_
                 indexes["doc_id"] == indexes["shard"] == indexes["shard_version"] == (True, False)
             )
             config = client.collections.get(name).config.get()
-            assert type(
-                config.vector_config[VECTOR_NAME].vector_index_config.quantizer
-            ).__name__ == ("_RQConfig")
+            index = config.vector_config[VECTOR_NAME].vector_index_config
+            assert (type(index.quantizer).__name__, index.ef) == ("_RQConfig", 256)
             ingest_shard(client, name, "s1", "v1", _chunks(texts), expected=4)
             chunks = client.collections.get(name)
             word = Filter.by_property("text").contains_any(["bridge"])
