@@ -11,12 +11,13 @@ The first Ctrl-C (or SIGTERM) stops it cleanly (`interrupts.Interrupts`).
 
 from __future__ import annotations
 
+import logging
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import DagsterExecutionInterruptedError, DagsterInstance
+from dagster import DagsterExecutionInterruptedError, DagsterInstance, Failure
 
 from assets.partitions import shard_partitions
 from assets.shards import SHARDS_PER_RUN
@@ -26,7 +27,7 @@ from orchestration.instance import runs_at_once
 from orchestration.interrupts import Interrupts
 from orchestration.liveness import fail_dead_runs, process_tags
 from orchestration.rates import stage_rates
-from orchestration.run_pool import QUIET, TRIGGER_TAG, RunOutcome, RunPool
+from orchestration.run_pool import QUIET, SILENT, TRIGGER_TAG, RunOutcome, RunPool, first_failure
 from resources.corpus.manifest import load_manifest
 from resources.weaviate.searchable import wait_until_searchable
 
@@ -117,11 +118,22 @@ def run_groups(partitions: list[str], keys: list[str], size: int) -> list[list[s
     return groups
 
 
-def register(defs, instance: DagsterInstance) -> list[str]:
-    """The register_shards job, in process; its shard keys."""
+def register(defs, instance: DagsterInstance, say: Callable[[str], None] = print) -> list[str]:
+    """The register_shards job, in process; its shard keys.
+
+    Dagster's console logger would print a failed step's stack trace before the command's
+    one-line error. So the run prints nothing; what its op warned of (a corpus file it could not
+    read) is said here a line each, and a failure raises `Failure` with the step's first line.
+    """
     result = defs.resolve_job_def("register_shards").execute_in_process(
-        instance=instance, run_config=QUIET, tags={**process_tags(), TRIGGER_TAG: "command"}
-    )
+        instance=instance, run_config=SILENT, raise_on_error=False,
+        tags={**process_tags(), TRIGGER_TAG: "command"},
+    )  # fmt: skip
+    for entry in instance.all_logs(result.run_id):
+        if entry.dagster_event is None and entry.level >= logging.WARNING:
+            say(entry.user_message)
+    if not result.success:
+        raise Failure(first_failure(result), allow_retries=False)
     return result.output_for_node("register_corpus_shards")
 
 
@@ -142,9 +154,13 @@ def index_corpus(
     prepare_instance()
     with DagsterInstance.get() as instance, Interrupts() as interrupts:
         try:
-            keys = register(defs, instance)
+            keys = register(defs, instance, say)
         except DagsterExecutionInterruptedError:  # Dagster's own handler took the signal
             return IndexSummary(stopped_by=interrupts.received or signal.SIGINT)
+        except Failure:
+            if interrupts.received:  # the signal ended the registration's step
+                return IndexSummary(stopped_by=interrupts.received)
+            raise
         say(f"{len(keys)} shards registered")
         resources = build_resources()
         data_dir = resources["corpus"].data_dir

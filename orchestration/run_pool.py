@@ -39,6 +39,8 @@ from orchestration.liveness import process_tags
 
 # Step events go to the Dagster instance (and the UI); the terminal gets warnings and progress.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Nothing on the console: the caller says what the run logged (`headless.register`).
+SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 TRIGGER_TAG = "indexer/trigger"
 _PR_SET_PDEATHSIG = 1
 # How long a worker told to stop may take to leave its run and exit before it is killed.
@@ -76,11 +78,11 @@ def execute_group(job, instance: DagsterInstance, shards: list[str]) -> RunOutco
         instance=instance, tags=tags, raise_on_error=False, run_config=QUIET
     )
     return RunOutcome(
-        shards, result.run_id, result.success, _shard_numbers(result), _first_failure(result)
+        shards, result.run_id, result.success, _shard_numbers(result), first_failure(result)
     )
 
 
-def _first_failure(result) -> str:
+def first_failure(result) -> str:
     """The first line of what the run's first failed step said (a `Failure`'s description, or
     the error's message)."""
     for event in result.all_events:
