@@ -95,6 +95,7 @@ from assets.partitions import shard_partitions  # noqa: E402
 from orchestration.instance import prepare_instance, runs_at_once  # noqa: E402
 from orchestration.rates import step_intervals, union_seconds  # noqa: E402
 from resources.corpus.sample import SampleSpec, corpus_totals, write_sample_corpus  # noqa: E402
+from resources.processes import resident_bytes  # noqa: E402
 from resources.weaviate.server import LocalServer  # noqa: E402
 
 REFERENCE_DOCS = 1_250_000
@@ -409,12 +410,8 @@ def searchable(server: LocalServer | None, env: dict[str, str], out: Path) -> di
                 vectors[pick].tolist(), limit=10, return_metadata=MetadataQuery(distance=True)
             ).objects
             hits += len({str(o.uuid) for o in found} & {uuids[i] for i in exact[row]})
-    rss = 0
     pid = server.pid()
-    if pid is not None:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                rss = int(line.split()[1]) * 1024
+    rss = resident_bytes(pid) if pid is not None else 0
     return {
         "seconds_after_last_run": round(waited, 2),
         "objects": len(uuids),

@@ -57,6 +57,7 @@ from weaviate.classes.query import Filter  # noqa: E402
 
 from assets.stages import index  # noqa: E402
 from resources.corpus.tables import read_chunks  # noqa: E402
+from resources.processes import resident_bytes  # noqa: E402
 from resources.shard_files import ShardFiles  # noqa: E402
 from resources.vectors import read_vectors  # noqa: E402
 from resources.weaviate.cluster import LocalCluster  # noqa: E402
@@ -169,15 +170,7 @@ def _write(task: tuple[str, str, int, int]) -> tuple[float, float, int]:
 
 
 def _rss(pids: list[int]) -> int:
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
+    return sum(resident_bytes(pid) for pid in pids)
 
 
 @dataclass
@@ -430,12 +423,13 @@ def _measure(name, variant, corpus, root, nodes, writer_cpus, profiled, profilin
                     profile(profiling, 30, root.parent / f"{name}.writes.pprof", delay=10)
                 written = pending.get()
                 writes_done = time.time()
+                drain = None
                 if profiled and vectors_queued(client, COLLECTION):
                     drain = profile(profiling, 20, root.parent / f"{name}.drain.pprof")
                 while vectors_queued(client, COLLECTION):
                     time.sleep(0.2)
                 searchable = time.time()
-        if profiled and "drain" in locals():
+        if drain is not None:
             drain.join()
         first = min(w[0] for w in written)
         objects = sum(w[2] for w in written)

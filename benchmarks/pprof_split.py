@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import re
 import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
-from resources.weaviate.server import binary_path
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from resources.weaviate.server import binary_path  # noqa: E402
 
 # (part, pattern of a frame that belongs to it), first match wins.
 PARTS: tuple[tuple[str, str], ...] = (

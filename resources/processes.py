@@ -20,6 +20,17 @@ def usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+def resident_bytes(pid: int) -> int:
+    """The process's resident memory (VmRSS); 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def process_alive(pid: int) -> bool:
     """Whether `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
     try:
