@@ -28,7 +28,7 @@ server)
 start)
   mkdir -p /tmp/site "$results" && tar xJf .whl/site.tar.xz -C /tmp/site
   rm -rf /tmp/model /tmp/repo && cp -r .gpu_model /tmp/model
-  mkdir /tmp/repo && cp -r assets orchestration resources benchmarks workspace.yaml \
+  mkdir /tmp/repo && cp -r assets orchestration resources benchmarks tests workspace.yaml \
     deploy pyproject.toml /tmp/repo/
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   {

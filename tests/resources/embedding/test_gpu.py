@@ -122,6 +122,14 @@ def test_steps_lease_gpus_of_their_own(tmp_path, monkeypatch):
     assert len(got) == 1
 
 
+def test_the_machine_counts_every_gpu_for_its_runs():
+    from resources.capacity import Machine, concurrent_runs
+
+    machine = Machine.this()
+    assert machine.gpus == len(GPUS) >= 1
+    assert concurrent_runs(machine) >= machine.gpus  # a backfill uses every GPU
+
+
 def long_rows(count: int, length: int, seed: int = 0) -> list[list[int]]:
     """Pre-tokenized rows of exactly `length` tokens: [CLS] random word pieces [SEP]."""
     rng = np.random.default_rng(seed)
