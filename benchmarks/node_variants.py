@@ -92,7 +92,9 @@ class Variant:
     node_cpus: int = 0  # each node's cores in a cluster (0: the cores less one, shared out)
 
 
-BEFORE = IndexLayout(shards=16, compression="none", text_filterable=True)
+# Build width 128, as these variants were first measured; the project's default layout since is
+# "lean-rq-ef64".
+BEFORE = IndexLayout(shards=16, compression="none", text_filterable=True, ef_construction=128)
 LEAN = replace(BEFORE, text_filterable=False)
 LEAN_RQ = replace(LEAN, compression="rq")
 VARIANTS: dict[str, Variant] = {
@@ -102,6 +104,7 @@ VARIANTS: dict[str, Variant] = {
     "lean-rq": Variant(LEAN_RQ),
     "lean-rq-m16": Variant(replace(LEAN_RQ, max_connections=16)),
     "lean-rq-ef64": Variant(replace(LEAN_RQ, ef_construction=64)),
+    "lean-rq-ef64-8writers": Variant(replace(LEAN_RQ, ef_construction=64), writers=8),
     # Garbage collection took 10 to 16% of the node while writing: half as often, the memory
     # limit (GOMEMLIMIT) still holding the heap.
     "lean-rq-gogc200": Variant(LEAN_RQ, env=(("GOGC", "200"),)),

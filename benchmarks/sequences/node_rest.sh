@@ -1,6 +1,6 @@
-# What "A node's time" (BENCHMARKS.md) could not measure in its session: the product's command
-# with the default layout (which also leaves the chunks and vectors), the variants left (those
-# that may change a default first), then the command with a flat index; the GPU tests first.
+# What "A node's time" (BENCHMARKS.md) lists as not measured: the product's command with the
+# default layout (which also leaves the chunks and vectors), the variants left (those that may
+# change a default first), then the command with a flat index; the GPU tests first.
 command() {  # NAME full_run.py options...
   local name=$1; shift
   echo "$(date +%T) start $name" >>"$results/progress"
@@ -16,8 +16,6 @@ echo "$(date +%T) gpu tests rc=$?" >>"$results/progress"
 command command-162k
 echo "$(date +%T) start variants" >>"$results/progress"
 python3 benchmarks/node_variants.py --run /tmp/runs/command-162k --out "$results" \
-  --profile lean-rq-gogc200 --variants lean-rq-ef64,lean-rq-8writers,lean-rq-batch,\
-lean-rq-8shards,lean-rq-gogc200,lean-rq-sync,lean-rq-8cpu,rq,lean-rq-4cpu,lean-rq-3x4cpu \
-  >"$results/node.log" 2>&1
+  --variants lean-rq-ef64-8writers,rq,lean-rq-4cpu,lean-rq-3x4cpu >"$results/node.log" 2>&1
 echo "$(date +%T) end variants rc=$?" >>"$results/progress"
 WEAVIATE_VECTOR_INDEX=flat command command-162k-flat
