@@ -3,8 +3,9 @@
 Backfills group shards into runs (a run's start-up costs seconds, the 1.25M-document corpus has
 about 1,250 shards), so an asset's step may own several partitions. Each shard is still its own
 checkpoint: its stage file or Weaviate state is written whole (the chunks step cuts several
-shards at once, each into its own file), and a re-executed run skips the GPU and Weaviate work
-of shards that were already finished.
+shards at once, each into its own file), a re-executed run skips the GPU and Weaviate work
+of shards that were already finished, and a step that fails still materializes the shards it
+finished before the one that failed.
 """
 
 import multiprocessing
@@ -19,6 +20,7 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
     BetaWarning,
@@ -114,18 +116,38 @@ def for_each_shard(
     `processes`, several shards at once in worker processes, still reported in key order.
     """
     keys = context.partition_keys
-    with _mapped(work, niceness, min(processes, len(keys))) as mapped:
-        started = last_log = time.monotonic()
-        for done, (key, metadata) in enumerate(zip(keys, mapped(keys), strict=True), start=1):
-            if len(keys) == 1:
-                return MaterializeResult(metadata=metadata)
-            context.add_asset_metadata(metadata, partition_key=key)
-            now = time.monotonic()
-            if now - last_log >= PROGRESS_INTERVAL_SECONDS or done == len(keys):
-                rate = done / (now - started)
-                eta = (len(keys) - done) / rate if rate > 0 else 0.0
-                context.log.info(
-                    f"{done}/{len(keys)} shards, {rate * 60:.1f} shards/min, ETA {eta:.0f}s"
-                )
-                last_log = now
-        return MaterializeResult(metadata={"shards_in_run": len(keys)})
+    finished: dict[str, Metadata] = {}
+    try:
+        with _mapped(work, niceness, min(processes, len(keys))) as mapped:
+            started = last_log = time.monotonic()
+            for done, (key, metadata) in enumerate(zip(keys, mapped(keys), strict=True), start=1):
+                if len(keys) == 1:
+                    return MaterializeResult(metadata=metadata)
+                context.add_asset_metadata(metadata, partition_key=key)
+                finished[key] = metadata
+                now = time.monotonic()
+                if now - last_log >= PROGRESS_INTERVAL_SECONDS or done == len(keys):
+                    rate = done / (now - started)
+                    eta = (len(keys) - done) / rate if rate > 0 else 0.0
+                    context.log.info(
+                        f"{done}/{len(keys)} shards, {rate * 60:.1f} shards/min, ETA {eta:.0f}s"
+                    )
+                    last_log = now
+    except BaseException:
+        _record_finished(context, finished)
+        raise
+    return MaterializeResult(metadata={"shards_in_run": len(keys)})
+
+
+def _record_finished(context: AssetExecutionContext, finished: dict[str, Metadata]) -> None:
+    """Materialize the shards a failing or interrupted step finished before it stopped.
+
+    Dagster records a step's partitions only when the step succeeds, so without this a shard
+    indexed in a run that failed on a later shard reads as not indexed (to `weaviate-indexer
+    index`, the catch-up schedule and the sensors, which read materializations) until a re-run
+    does it again.
+    """
+    for key, metadata in finished.items():
+        context.log_event(
+            AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata)
+        )

@@ -4,18 +4,26 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+from dagster import AssetKey, DagsterInstance, materialize
 
-from assets.shards import for_each_shard
+from assets.partitions import shard_partitions
+from assets.shards import for_each_shard, shard_asset
 
 
 class Context(SimpleNamespace):
     """What `for_each_shard` uses of an asset's context."""
 
     def __init__(self, keys):
-        super().__init__(partition_keys=keys, metadata={}, log=SimpleNamespace(info=print))
+        super().__init__(
+            partition_keys=keys, metadata={}, events=[], log=SimpleNamespace(info=print)
+        )
+        self.asset_key = AssetKey("stage")
 
     def add_asset_metadata(self, metadata, partition_key):
         self.metadata[partition_key] = metadata
+
+    def log_event(self, event):
+        self.events.append(event)
 
 
 def own_niceness() -> int:
@@ -50,8 +58,39 @@ def test_a_failing_shard_fails_the_step_with_its_own_error():
             raise ValueError("shard bad: broken record 7")
         return {}
 
+    context = Context(["good", "bad", "later"])
     with pytest.raises(ValueError, match="broken record 7"):
-        for_each_shard(Context(["good", "bad"]), work, niceness=5)
+        for_each_shard(context, work, niceness=5)
+    # The shard finished before the failure is materialized; the others are not.
+    assert [(e.partition, e.metadata) for e in context.events] == [("good", {})]
+
+
+def test_a_failed_run_of_several_shards_materializes_those_it_finished():
+    def work(key):
+        if key == "s2":
+            raise ValueError("shard s2: broken record 7")
+        return {"chunks": 3}
+
+    @shard_asset()
+    def stage(context):
+        return for_each_shard(context, work)
+
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(shard_partitions.name, ["s1", "s2", "s3"])
+    result = materialize(
+        [stage],
+        instance=instance,
+        raise_on_error=False,
+        tags={
+            "dagster/asset_partition_range_start": "s1",
+            "dagster/asset_partition_range_end": "s3",
+        },
+    )
+    assert not result.success
+    assert instance.get_materialized_partitions(stage.key) == {"s1"}
+    record = instance.fetch_materializations(stage.key, limit=1).records[0]
+    assert record.partition_key == "s1"
+    assert record.asset_materialization.metadata["chunks"].value == 3
 
 
 def where_it_ran(key):
