@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pydantic import Field
+
 from resources.tokenizer.model_source import DEFAULT_MODEL
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -48,10 +50,12 @@ class Setting(Generic[T]):
         except ValueError as exc:
             raise ValueError(f"{self.variable}={text!r}: {exc}") from None
 
-    def described(self, meaning: str) -> str:
-        """`meaning` with where the value comes from: the UI shows it beside the field."""
+    def field(self, meaning: str) -> T:
+        """A resource field that takes this setting as its default, described as `meaning` with
+        where the value comes from (the UI shows it beside the field)."""
         default = "" if self.default is None else f", else {self.default}"
-        return f"{meaning} (default: {self.variable}{default})"
+        description = f"{meaning} (default: {self.variable}{default})"
+        return Field(default_factory=self, description=description)
 
 
 def _flag(text: str) -> bool:

@@ -23,14 +23,8 @@ class CorpusResource(ConfigurableResource):
         description="folder or file of JSONL/Parquet; a local path or URL (default: CORPUS_PATH, "
         "else corpus in the data folder)",
     )
-    shard_size: int = Field(
-        default_factory=settings.shard_size,
-        description=settings.shard_size.described("documents per shard (partition)"),
-    )
-    data_dir: str = Field(
-        default_factory=settings.data_dir,
-        description=settings.data_dir.described("stage files, manifest and quarantine"),
-    )
+    shard_size: int = settings.shard_size.field("documents per shard (partition)")
+    data_dir: str = settings.data_dir.field("stage files, manifest and quarantine")
     chunk_overlap: int = Field(default=32, description="tokens shared by neighbouring chunks")
     max_document_chars: int = Field(
         default=2_000_000, description="longer documents are quarantined, not indexed"

@@ -90,21 +90,14 @@ class EmbeddingResource(ConfigurableResource):
     `<data_dir>/budgets/` for the next run.
     """
 
-    model: str = Field(
-        default_factory=settings.embedding_model,
-        description=settings.embedding_model.described(
-            "The packaged all-MiniLM-L6-v2 by name, or a local sentence-transformers model "
-            "directory."
-        ),
+    model: str = settings.embedding_model.field(
+        "The packaged all-MiniLM-L6-v2 by name, or a local sentence-transformers model directory."
     )
-    device: str = Field(
-        default_factory=settings.embedding_device,
-        description=settings.embedding_device.described(
-            '"auto" (a GPU, else the CPU; each pipeline step takes a free GPU of its own, so a '
-            'backfill uses every GPU), "cpu", "cuda" (like auto, never the CPU), "cuda:N", or '
-            '"all" or a list such as "cuda:0,cuda:1": every call split between those GPUs by '
-            "tokens, one engine process each."
-        ),
+    device: str = settings.embedding_device.field(
+        '"auto" (a GPU, else the CPU; each pipeline step takes a free GPU of its own, so a '
+        'backfill uses every GPU), "cpu", "cuda" (like auto, never the CPU), "cuda:N", or '
+        '"all" or a list such as "cuda:0,cuda:1": every call split between those GPUs by '
+        "tokens, one engine process each."
     )
     dtype: str = Field(
         default=_ENGINE.dtype,
@@ -137,10 +130,7 @@ class EmbeddingResource(ConfigurableResource):
         default=_ENGINE.tokenizer_workers,
         description="Tokenizer processes; default: one per core but one on a GPU, none on the CPU.",
     )
-    data_dir: str = Field(
-        default_factory=settings.data_dir,
-        description=settings.data_dir.described("Where learned budgets are kept (under budgets/)."),
-    )
+    data_dir: str = settings.data_dir.field("Where learned budgets are kept (under budgets/).")
     profile_nvtx: bool = Field(
         default=_ENGINE.profile_nvtx,
         description="Mark tokenize, copy, forward and pooling with NVTX ranges.",

@@ -29,18 +29,9 @@ class WeaviateResource(ConfigurableResource):
     config.
     """
 
-    mode: str = Field(
-        default_factory=defaults.weaviate_mode,
-        description=defaults.weaviate_mode.described("auto | managed | local | custom | cloud"),
-    )
-    url: str | None = Field(
-        default_factory=defaults.weaviate_url,
-        description=defaults.weaviate_url.described("http(s)://host:port of a Weaviate server"),
-    )
-    grpc_port: int = Field(
-        default_factory=defaults.weaviate_grpc_port,
-        description=defaults.weaviate_grpc_port.described("gRPC port of the server at `url`"),
-    )
+    mode: str = defaults.weaviate_mode.field("auto | managed | local | custom | cloud")
+    url: str | None = defaults.weaviate_url.field("http(s)://host:port of a Weaviate server")
+    grpc_port: int = defaults.weaviate_grpc_port.field("gRPC port of the server at `url`")
     grpc_host: str | None = Field(default=None, description="gRPC host if not the URL's host")
     api_key: str | None = Field(
         default=None,
@@ -49,126 +40,71 @@ class WeaviateResource(ConfigurableResource):
         "key set here shows in the run's config. Never logged. With neither, the managed "
         "server uses the one generated in its data folder",
     )
-    collection: str = Field(
-        default_factory=defaults.weaviate_collection,
-        description=defaults.weaviate_collection.described("collection that holds the chunks"),
+    collection: str = defaults.weaviate_collection.field("collection that holds the chunks")
+    data_dir: str = defaults.data_dir.field("the managed server's data lives here")
+    managed_port: int = defaults.weaviate_managed_port.field("HTTP port of the managed server")
+    managed_grpc_port: int = defaults.weaviate_managed_grpc_port.field(
+        "gRPC port of the managed server"
     )
-    data_dir: str = Field(
-        default_factory=defaults.data_dir,
-        description=defaults.data_dir.described("the managed server's data lives here"),
+    managed_cluster_port: int = defaults.weaviate_managed_cluster_port.field(
+        "first of the managed server's four cluster ports"
     )
-    managed_port: int = Field(
-        default_factory=defaults.weaviate_managed_port,
-        description=defaults.weaviate_managed_port.described("HTTP port of the managed server"),
-    )
-    managed_grpc_port: int = Field(
-        default_factory=defaults.weaviate_managed_grpc_port,
-        description=defaults.weaviate_managed_grpc_port.described(
-            "gRPC port of the managed server"
-        ),
-    )
-    managed_cluster_port: int = Field(
-        default_factory=defaults.weaviate_managed_cluster_port,
-        description=defaults.weaviate_managed_cluster_port.described(
-            "first of the managed server's four cluster ports"
-        ),
-    )
-    batch_size: int = Field(
-        default_factory=defaults.weaviate_batch_size,
-        description=defaults.weaviate_batch_size.described("most objects per ingest request"),
-    )
+    batch_size: int = defaults.weaviate_batch_size.field("most objects per ingest request")
     max_batch_bytes: int = Field(
         default=_INGEST.max_bytes,
         description="most bytes per ingest request; lowered to half the server's gRPC limit",
     )
-    concurrent_requests: int = Field(
-        default_factory=defaults.weaviate_concurrent_requests,
-        description=defaults.weaviate_concurrent_requests.described("ingest requests in flight"),
+    concurrent_requests: int = defaults.weaviate_concurrent_requests.field(
+        "ingest requests in flight"
     )
     retry_seconds: float = Field(
         default=_INGEST.retry_seconds,
         description="how long a batch is retried on transient failures",
     )
-    batch_timeout_seconds: int = Field(
-        default_factory=defaults.weaviate_batch_timeout_seconds,
-        description=defaults.weaviate_batch_timeout_seconds.described(
-            "how long one request (a batch, a delete, a schema read) may take before it is "
-            "retried; a cluster that loses its Raft leader holds the calls in flight until then"
-        ),
+    batch_timeout_seconds: int = defaults.weaviate_batch_timeout_seconds.field(
+        "how long one request (a batch, a delete, a schema read) may take before it is "
+        "retried; a cluster that loses its Raft leader holds the calls in flight until then"
     )
-    hnsw_ef_construction: int = Field(
-        default_factory=defaults.weaviate_ef_construction,
-        description=defaults.weaviate_ef_construction.described(
-            "HNSW build-time search width of a new collection"
-        ),
+    hnsw_ef_construction: int = defaults.weaviate_ef_construction.field(
+        "HNSW build-time search width of a new collection"
     )
-    hnsw_max_connections: int = Field(
-        default_factory=defaults.weaviate_max_connections,
-        description=defaults.weaviate_max_connections.described(
-            "HNSW neighbours per node of a new collection"
-        ),
+    hnsw_max_connections: int = defaults.weaviate_max_connections.field(
+        "HNSW neighbours per node of a new collection"
     )
-    compression: str = Field(
-        default_factory=defaults.weaviate_compression,
-        description=defaults.weaviate_compression.described(
-            'vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"'
-        ),
+    compression: str = defaults.weaviate_compression.field(
+        'vector compression of a new collection: "none", "rq", "bq", "pq" or "sq"'
     )
-    vector_index: str = Field(
-        default_factory=defaults.weaviate_vector_index,
-        description=defaults.weaviate_vector_index.described(
-            'vector index of a new collection: "hnsw" (a graph), "hfresh" (clusters of vectors '
-            'on disk) or "flat" (every vector compared; with "rq" compression, from memory)'
-        ),
+    vector_index: str = defaults.weaviate_vector_index.field(
+        'vector index of a new collection: "hnsw" (a graph), "hfresh" (clusters of vectors '
+        'on disk) or "flat" (every vector compared; with "rq" compression, from memory)'
     )
-    ef: int = Field(
-        default_factory=defaults.weaviate_ef,
-        description=defaults.weaviate_ef.described(
-            "HNSW search width of a new collection's queries (-1: Weaviate's dynamic width); "
-            "wider finds more of the true nearest chunks, slower"
-        ),
+    ef: int = defaults.weaviate_ef.field(
+        "HNSW search width of a new collection's queries (-1: Weaviate's dynamic width); "
+        "wider finds more of the true nearest chunks, slower"
     )
-    text_filterable: bool = Field(
-        default_factory=defaults.weaviate_text_filterable,
-        description=defaults.weaviate_text_filterable.described(
-            "whether a new collection keeps a filter index of the chunk text beside its BM25 "
-            "index; without it, filters on words of the text still work, through the BM25 index"
-        ),
+    text_filterable: bool = defaults.weaviate_text_filterable.field(
+        "whether a new collection keeps a filter index of the chunk text beside its BM25 "
+        "index; without it, filters on words of the text still work, through the BM25 index"
     )
-    shards: int = Field(
-        default_factory=defaults.weaviate_shards,
-        description=defaults.weaviate_shards.described(
-            "shards of a new collection; 0: as many as the CPUs of the machine the managed "
-            "server runs on (at most 16), or Weaviate's default (a shard per node) for another "
-            "server"
-        ),
+    shards: int = defaults.weaviate_shards.field(
+        "shards of a new collection; 0: as many as the CPUs of the machine the managed "
+        "server runs on (at most 16), or Weaviate's default (a shard per node) for another "
+        "server"
     )
-    replication_factor: int = Field(
-        default_factory=defaults.weaviate_replication_factor,
-        description=defaults.weaviate_replication_factor.described(
-            "nodes that keep a copy of each shard of a new collection"
-        ),
+    replication_factor: int = defaults.weaviate_replication_factor.field(
+        "nodes that keep a copy of each shard of a new collection"
     )
-    replica_sync_seconds: int = Field(
-        default_factory=defaults.weaviate_replica_sync_seconds,
-        description=defaults.weaviate_replica_sync_seconds.described(
-            "with several copies, how often replicas compare and repair each other "
-            "(asynchronous replication), so a node that was down catches up"
-        ),
+    replica_sync_seconds: int = defaults.weaviate_replica_sync_seconds.field(
+        "with several copies, how often replicas compare and repair each other "
+        "(asynchronous replication), so a node that was down catches up"
     )
-    consistency: str | None = Field(
-        default_factory=defaults.weaviate_consistency,
-        description=defaults.weaviate_consistency.described(
-            'replicas that must acknowledge each write, delete and count: "ONE", "QUORUM" or '
-            '"ALL"; unset: QUORUM when replicated, the server\'s default otherwise'
-        ),
+    consistency: str | None = defaults.weaviate_consistency.field(
+        'replicas that must acknowledge each write, delete and count: "ONE", "QUORUM" or '
+        '"ALL"; unset: QUORUM when replicated, the server\'s default otherwise'
     )
-    async_indexing: bool = Field(
-        default_factory=defaults.weaviate_async_indexing,
-        description=defaults.weaviate_async_indexing.described(
-            "the managed server indexes vectors in the background (ASYNC_INDEXING): writes "
-            "return before the HNSW insert, searchable once its queue is empty"
-        ),
+    async_indexing: bool = defaults.weaviate_async_indexing.field(
+        "the managed server indexes vectors in the background (ASYNC_INDEXING): writes "
+        "return before the HNSW insert, searchable once its queue is empty"
     )
     rejects: str = Field(
         default="fail",
